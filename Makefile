@@ -1,0 +1,58 @@
+# Every target sets itself up: the first run creates .venv and installs the course into it.
+#   make lab      open the course in JupyterLab   (extra options: make lab JUPYTER_ARGS="--no-browser --port=8899")
+#   make test     lint + unit tests + every notebook under nbval (what CI runs)
+#   make execute  refresh the committed notebook outputs (the only way outputs are written)
+#   make bench    time every notebook on this machine (prints a table, writes nothing)
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU wheel of torch; on a machine with a GPU, `make TORCH=torch lab` keeps your own build.
+TORCH ?= torch==2.13.0
+JUPYTER_ARGS ?=
+NB ?= $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+STAMP := $(VENV)/.installed-stamp
+
+# The kernel environment of tests and of the scripted runs (see README: reproducible outputs).
+export OMP_NUM_THREADS := 1
+export MKL_NUM_THREADS := 1
+export TQDM_DISABLE := 1
+export MPLBACKEND := Agg
+export PYTHONHASHSEED := 0
+
+NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
+         --nbval-cell-timeout=600 --nbval-kernel-startup-timeout=120
+
+.PHONY: install lab test lint unit nbtest execute bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+lab: install
+	env -u TQDM_DISABLE -u MPLBACKEND $(BIN)/jupyter lab --notebook-dir=notebooks $(JUPYTER_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+unit: install
+	$(BIN)/python -m pytest tests -q
+
+nbtest: install
+	$(BIN)/python -m pytest $(NBVAL) -n 2 --dist loadscope -q $(NB)
+
+test: lint unit nbtest
+
+execute: install
+	$(BIN)/python scripts/run_notebooks.py --write $(NB)
+
+bench: install
+	$(BIN)/python scripts/run_notebooks.py $(NB)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,83 @@
+"""hvnotes: the companion package of the course *Explanations that are hard to vary*.
+
+One module per idea, each meant to be read beside its notebook:
+
+=================  ==============================================================
+``datasets``       every data set of the course, generated offline and seeded
+``models``         small MLPs and the other networks the notebooks train
+``train``          one training loop (tqdm progress, history as a DataFrame)
+``consistency``    loss landscapes and the epsilon-inconsistency score (notebook 01)
+``andmask``        per-environment gradients and the AND-mask family (notebook 02)
+``rrr``            input gradients and Right for the Right Reasons (notebook 03)
+``sst``            Sufficient Subset Training and sufficiency checks (notebook 04)
+``phenomena``      grokking and the probes of rival explanations (notebook 06)
+``plot``           the course's plot theme and shared figures
+``checks``         exercise checkers that print one fixed line
+=================  ==============================================================
+
+Start every notebook with ``device = hvnotes.setup(0)``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+__version__ = "0.1.0"
+__all__ = ["FAST", "setup", "__version__"]
+
+#: True when ``HVNOTES_FAST=1``: notebooks shrink their runs to smoke-test size.
+FAST: bool = os.environ.get("HVNOTES_FAST", "0") == "1"
+
+
+def _threads_from_env() -> int:
+    raw = os.environ.get("HVNOTES_THREADS", "1")
+    try:
+        threads = int(raw)
+    except ValueError:
+        raise ValueError(f"HVNOTES_THREADS must be a positive integer, got {raw!r}") from None
+    if threads < 1:
+        raise ValueError(f"HVNOTES_THREADS must be a positive integer, got {raw!r}")
+    return threads
+
+
+def _device_from_env() -> torch.device:
+    choice = os.environ.get("HVNOTES_DEVICE", "auto").lower()
+    if choice not in {"auto", "cpu", "cuda"}:
+        raise ValueError(f"HVNOTES_DEVICE must be 'auto', 'cpu' or 'cuda', got {choice!r}")
+    if choice == "cuda" and not torch.cuda.is_available():
+        raise ValueError("HVNOTES_DEVICE='cuda' was asked for, but torch sees no CUDA device")
+    if choice == "cpu" or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda")
+
+
+def setup(seed: int = 0) -> torch.device:
+    """Make a notebook reproducible and return the device to compute on.
+
+    Seeds ``random``, NumPy and torch (CUDA included); sets torch's CPU threads to 1 unless
+    ``HVNOTES_THREADS`` says otherwise (tiny models run *slower* with more threads on a
+    shared 2-core machine); applies the course's plot theme; returns CUDA when available
+    unless ``HVNOTES_DEVICE=cpu``.
+
+    Args:
+        seed: a non-negative integer.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if not 0 <= seed < 2**32:
+        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
+    seed = int(seed)
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)  # also seeds every CUDA device
+    torch.set_num_threads(_threads_from_env())
+    torch.set_printoptions(precision=3, sci_mode=False)
+
+    from hvnotes import plot  # imported here: matplotlib is slow to import
+
+    plot.set_theme()
+    return _device_from_env()

@@ -1,0 +1,72 @@
+"""Execute notebooks top to bottom in the CI environment; optionally write the outputs back.
+
+    python scripts/run_notebooks.py [--write] [notebooks/NN_*.ipynb ...]
+
+Used by ``make execute`` (``--write``: refresh the committed outputs) and ``make bench`` (time
+each notebook, write nothing). Runs in this interpreter's kernel with the same environment
+variables the tests use, so committed outputs and CI outputs come from the same setting.
+Prints a table of wall times at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+
+ROOT = Path(__file__).resolve().parents[1]
+KERNEL_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "TQDM_DISABLE": "1",
+    "MPLBACKEND": "Agg",
+    "PYTHONHASHSEED": "0",
+}
+
+
+def run(path: Path, write: bool, timeout: int) -> float:
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(path.parent)}},
+        record_timing=False,
+    )
+    start = time.perf_counter()
+    client.execute()
+    seconds = time.perf_counter() - start
+    if write:
+        for cell in nb.cells:  # keep the committed files free of run-specific metadata
+            cell.metadata.pop("execution", None)
+        nbformat.write(nb, path)
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("notebooks", nargs="*", type=Path)
+    parser.add_argument("--write", action="store_true", help="write the outputs back")
+    parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
+    args = parser.parse_args(argv)
+    os.environ.update(KERNEL_ENV)
+    paths = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    times = {}
+    for path in paths:
+        print(f"running {path.name} ...", flush=True)
+        times[path.name] = run(path, args.write, args.timeout)
+        print(f"  {times[path.name]:6.1f} s", flush=True)
+    print("\n| notebook | wall time (s) |\n|---|---:|")
+    for name, seconds in times.items():
+        print(f"| {name} | {seconds:.1f} |")
+    print(f"| **total** | {sum(times.values()):.1f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
