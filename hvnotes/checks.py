@@ -39,3 +39,18 @@ def run_checks(name: str, cases: Sequence[Case]) -> bool:
         return False
     print(f"✓ {name}: {passed}/{len(cases)} checks passed")
     return True
+
+
+# === Notebook 01 checkers ===
+
+
+# === Notebook 02 checkers ===
+
+
+# === Notebook 03 checkers ===
+
+
+# === Notebook 04 checkers ===
+
+
+# === Notebook 06 checkers ===

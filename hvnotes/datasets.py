@@ -102,3 +102,12 @@ def load_mnist_subset(seed: int = 0, test_fraction: float = 0.2) -> Split:
     return _stratified_split(
         images, labels, _check_fraction("test_fraction", test_fraction), _check_seed(seed)
     )
+
+
+# === Notebook 02: AND-mask data (linear toy, spirals + shortcuts, random-label digits) ===
+
+
+# === Notebook 03: RRR data (Toy Colors, Decoy MNIST, decoy digits, Iris-Cancer) ===
+
+
+# === Notebook 05: the shared shortcut benchmark ===

@@ -27,3 +27,9 @@ def mlp(
         width = h
     layers.append(nn.Linear(width, out_features))
     return nn.Sequential(*layers)
+
+
+# === Notebook 04: the two-headed SST network ===
+
+
+# === Notebook 06: the grokking model ===
