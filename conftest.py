@@ -17,7 +17,7 @@ for _key, _value in {
 
 # Outputs that are noise rather than results: warnings on stderr, rich HTML tables (their text
 # twin is still compared), and vector images that embed ids and dates.
-_SKIP = ["stderr", "text/html", "image/svg+xml", "application/pdf", "application/javascript"]
+_SKIP = ("stderr", "text/html", "image/svg+xml", "application/pdf", "application/javascript")
 
 
 def pytest_collectstart(collector):

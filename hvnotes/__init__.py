@@ -79,5 +79,17 @@ def setup(seed: int = 0) -> torch.device:
 
     from hvnotes import plot  # imported here: matplotlib is slow to import
 
+    _inline_figures_in_notebooks()
     plot.set_theme()
     return _device_from_env()
+
+
+def _inline_figures_in_notebooks() -> None:
+    """Show figures inline in a Jupyter kernel even when ``MPLBACKEND=Agg`` is set (as in tests)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is not None and type(shell).__name__ == "ZMQInteractiveShell":
+        shell.run_line_magic("matplotlib", "inline")

@@ -91,7 +91,9 @@ def fit(
     generator = torch.Generator().manual_seed(seed)
 
     rows, best, best_state, stale = [], -float("inf"), None, 0
-    for epoch in tqdm(range(1, epochs + 1), desc="epochs", disable=not progress, leave=False):
+    # `disable` is passed only to switch the bar off: otherwise TQDM_DISABLE=1 (tests) decides.
+    bar_options = {"desc": "epochs", "leave": False} | ({} if progress else {"disable": True})
+    for epoch in tqdm(range(1, epochs + 1), **bar_options):
         model.train()
         order = torch.randperm(len(x), generator=generator).to(x.device)
         losses = []
