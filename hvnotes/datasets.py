@@ -104,6 +104,38 @@ def load_mnist_subset(seed: int = 0, test_fraction: float = 0.2) -> Split:
     )
 
 
+# === Notebook 00: a first shortcut (digits with a label tab) ===
+
+
+def add_label_tab(images: Tensor, tab: Tensor, brightness: float = 3.0) -> Tensor:
+    """Pad each image with a one-pixel frame and light the frame's top-row pixel ``tab[n]``.
+
+    When ``tab`` is the label, the lit pixel is a perfect shortcut: a file-folder tab that says
+    which class the image is, with no need to look at the digit. ``brightness`` sets how loud
+    the shortcut is next to the ink (digit strokes are at most 1).
+
+    Args:
+        images: ``(N, H, W)`` with ``W + 2 >= 10`` (so ten tab positions fit).
+        tab: ``(N,)`` integers in ``[0, W + 2)``, the position to light.
+        brightness: value of the lit pixel, > 0.
+
+    Returns:
+        ``(N, H + 2, W + 2)``: the framed images, frame zero except the tab.
+    """
+    if images.ndim != 3:
+        raise ValueError(f"images must have shape (N, H, W), got {tuple(images.shape)}")
+    if tab.shape != (len(images),):
+        raise ValueError(f"tab must have shape ({len(images)},), got {tuple(tab.shape)}")
+    width = images.shape[2] + 2
+    if len(tab) and (int(tab.min()) < 0 or int(tab.max()) >= width):
+        raise ValueError(f"tab positions must lie in [0, {width}), got {int(tab.min())}..{int(tab.max())}")
+    if not brightness > 0:
+        raise ValueError(f"brightness must be > 0, got {brightness!r}")
+    framed = torch.nn.functional.pad(images, (1, 1, 1, 1))
+    framed[torch.arange(len(images)), 0, tab.long()] = float(brightness)
+    return framed
+
+
 # === Notebook 02: AND-mask data (linear toy, spirals + shortcuts, random-label digits) ===
 
 
