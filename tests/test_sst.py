@@ -1,0 +1,329 @@
+"""Unit tests of hvnotes.sst: each against an independent computation or a property."""
+
+import itertools
+
+import pytest
+import torch
+from torch import nn
+
+from hvnotes import checks, sst
+from hvnotes.models import DualHeadMLP
+
+
+def _linear(weight: torch.Tensor, bias: torch.Tensor | None = None) -> nn.Module:
+    """A flattening linear classifier with the given ``(C, n)`` weight."""
+    lin = nn.Linear(weight.shape[1], weight.shape[0])
+    with torch.no_grad():
+        lin.weight.copy_(weight)
+        lin.bias.copy_(torch.zeros(weight.shape[0]) if bias is None else bias)
+    return nn.Sequential(nn.Flatten(), lin)
+
+
+@pytest.fixture
+def small():
+    torch.manual_seed(0)
+    model = DualHeadMLP((4, 4), (16,), 3)
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(12, 4, 4, generator=g)
+    keep = torch.rand(12, 4, 4, generator=g) < 0.4
+    return model, x, keep
+
+
+# --- PGD -------------------------------------------------------------------------------------
+
+
+def test_pgd_keeps_kept_features_and_stays_in_ball_and_range(small):
+    model, x, keep = small
+    target = model(x).argmax(1)
+    z = sst.pgd_complement(model, x, keep, target, 0.12, 0.01, 20, torch.Generator().manual_seed(0))
+    assert torch.equal(z[keep], x[keep])
+    assert (z - x).abs().max() <= 0.12 + 1e-6
+    assert z.min() >= 0 and z.max() <= 1
+    assert not torch.equal(z[~keep], x[~keep])  # the complement was actually moved
+
+
+def test_pgd_raises_the_loss_over_its_random_start(small):
+    model, x, keep = small
+    target = model(x).argmax(1)
+
+    def loss(z):
+        return nn.functional.cross_entropy(model(z), target, reduction="none")
+
+    start = sst.pgd_complement(
+        model, x, keep, target, 0.2, 0.02, 0, torch.Generator().manual_seed(3)
+    )
+    end = sst.pgd_complement(
+        model, x, keep, target, 0.2, 0.02, 20, torch.Generator().manual_seed(3)
+    )
+    assert torch.equal(start[keep], x[keep]) and (start - x).abs().max() <= 0.2 + 1e-6
+    assert (loss(end) > loss(start)).all()
+    assert (loss(end) > loss(x)).all()
+
+
+def test_pgd_reaches_the_closed_form_worst_case_of_a_linear_model():
+    # two classes, target 0: CE grows with (w1 - w0)·x, so the worst complement sits at
+    # x + eps * sign(w1 - w0), clipped to [0, 1]; enough steps of alpha reach that corner.
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(2, 9, generator=g)
+    model = _linear(w)
+    x = torch.rand(5, 3, 3, generator=g)
+    keep = torch.zeros(5, 3, 3, dtype=torch.bool)
+    keep[:, 0, :] = True
+    target = torch.zeros(5, dtype=torch.long)
+    z = sst.pgd_complement(model, x, keep, target, 0.1, 0.05, 10, g)
+    corner = (x + 0.1 * (w[1] - w[0]).sign().view(3, 3)).clamp(0, 1)
+    want = torch.where(keep, x, corner)
+    assert torch.allclose(z, want, atol=1e-6)
+
+
+def test_pgd_rejects_bad_arguments(small):
+    model, x, keep = small
+    target = model(x).argmax(1)
+    with pytest.raises(ValueError, match="eps"):
+        sst.pgd_complement(model, x, keep, target, -0.1, 0.01, 10)
+    with pytest.raises(ValueError, match="alpha"):
+        sst.pgd_complement(model, x, keep, target, 0.1, 0.0, 10)
+    with pytest.raises(ValueError, match="target"):
+        sst.pgd_complement(model, x, keep, target[:3], 0.1, 0.01, 10)
+
+
+def test_training_pgd_stays_in_ball_and_leaves_no_parameter_grads(small):
+    model, x, keep = small
+    target = model(x).argmax(1)
+    fill = sst._training_fill(
+        model, x, keep.float(), target, "robust", 0.0, 0.1, 0.02, 5, (0.0, 1.0), None
+    )
+    assert (fill - x).abs().max() <= 0.1 + 1e-6 and fill.min() >= 0 and fill.max() <= 1
+    assert all(p.grad is None for p in model.parameters())
+
+
+# --- complement ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["baseline", "probabilistic"])
+def test_complement_keeps_kept_features_exactly(small, mode):
+    _, x, keep = small
+    z = sst.complement(x, keep, mode, baseline=0.3, generator=torch.Generator().manual_seed(0))
+    assert z.shape == x.shape
+    assert torch.equal(z[keep], x[keep])
+    if mode == "baseline":
+        assert (z[~keep] == 0.3).all()
+    else:
+        assert z.min() >= 0 and z.max() < 1 and not torch.equal(z[~keep], x[~keep])
+
+
+def test_complement_pool_fills_with_pixels_of_pool_images(small):
+    _, x, keep = small
+    pool = torch.stack([torch.full((4, 4), v) for v in (0.25, 0.5, 0.75)])
+    z = sst.complement(x, keep, "probabilistic", pool=pool)
+    for row, k in zip(z, keep, strict=True):
+        filled = row[~k].unique()
+        assert len(filled) <= 1 and (len(filled) == 0 or filled.item() in (0.25, 0.5, 0.75))
+
+
+def test_complement_broadcasts_one_mask_over_the_batch(small):
+    _, x, _ = small
+    keep = torch.zeros(4, 4, dtype=torch.bool)
+    keep[1, 2] = True
+    z = sst.complement(x, keep, "baseline")
+    assert torch.equal(z[:, 1, 2], x[:, 1, 2]) and z.sum() == x[:, 1, 2].sum()
+
+
+# --- sufficiency -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("notion", sst.NOTIONS)
+def test_full_mask_is_always_sufficient(small, notion):
+    model, x, _ = small
+    full = torch.ones_like(x, dtype=torch.bool)
+    assert sst.sufficiency_rate(model, x, full, notion, eps=0.3, steps=5) == 1.0
+
+
+def test_baseline_rate_matches_a_hand_built_loop(small):
+    model, x, keep = small
+    expected = 0
+    for xi, ki in zip(x, keep, strict=True):
+        masked = xi.clone()
+        for i, j in itertools.product(range(4), range(4)):
+            if not ki[i, j]:
+                masked[i, j] = 0.0
+        with torch.no_grad():
+            expected += int(model(masked[None]).argmax() == model(xi[None]).argmax())
+    assert sst.sufficiency_rate(model, x, keep, "baseline") == pytest.approx(expected / len(x))
+
+
+def test_probabilistic_rate_matches_closed_form():
+    # class 1 iff feature 0 > 0.7. Keeping feature 0 is sufficient; keeping nothing gives a
+    # uniform draw, which preserves class 1 with probability 0.3 and class 0 with 0.7.
+    model = _linear(
+        torch.tensor([[0.0, 0.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]]), torch.tensor([0.7, 0.0])
+    )
+    x = torch.tensor([[0.9, 0.2, 0.3, 0.4], [0.1, 0.9, 0.9, 0.9]]).view(2, 2, 2)
+    keep0 = torch.zeros(2, 2, 2, dtype=torch.bool)
+    keep0[:, 0, 0] = True
+    g = torch.Generator().manual_seed(0)
+    assert sst.sufficiency_rate(model, x, keep0, "probabilistic", n_draws=50, generator=g) == 1.0
+    rates = sst.row_sufficiency(
+        model, x, ~torch.ones_like(keep0), "probabilistic", n_draws=4000, generator=g
+    )
+    assert rates[0].item() == pytest.approx(0.3, abs=0.03)
+    assert rates[1].item() == pytest.approx(0.7, abs=0.03)
+
+
+def test_empty_mask_robust_rate_is_adversarial_robustness():
+    # a linear 2-class model with margin m at x: PGD flips it iff eps * ||w1 - w0||_1 > m.
+    w = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 1.0, 1.0]])
+    model = _linear(w)
+    x = torch.tensor([[0.9, 0.2, 0.2, 0.2], [0.9, 0.25, 0.25, 0.2]]).view(2, 2, 2)  # margins .3, .2
+    empty = torch.zeros(2, 2, 2, dtype=torch.bool)
+    rates = sst.row_sufficiency(model, x, empty, "robust", eps=0.06, alpha=0.02, steps=10)
+    assert rates.tolist() == [1.0, 0.0]  # 0.06 * 4 = 0.24 is below .3 and above .2
+
+
+def test_unknown_notion_and_misshaped_masks_raise(small):
+    model, x, keep = small
+    with pytest.raises(ValueError, match="notion"):
+        sst.sufficiency_rate(model, x, keep, "adversarial")
+    with pytest.raises(ValueError, match="keep has shape"):
+        sst.sufficiency_rate(model, x, keep.view(12, 16), "baseline")
+    with pytest.raises(ValueError, match="keep has shape"):
+        sst.complement(x, keep[:5], "baseline")
+    with pytest.raises(TypeError, match="bool"):
+        sst.complement(x, keep.float(), "baseline")
+    with pytest.raises(ValueError, match="mode"):
+        sst.complement(x, keep, "robust")
+
+
+# --- training: the threshold and the loss ----------------------------------------------------
+
+
+def test_straight_through_value_is_hard_and_gradient_is_the_sigmoids():
+    a = torch.linspace(-4, 4, 41, requires_grad=True)
+    s = torch.sigmoid(a)
+    mask = sst.straight_through(s, 0.5)
+    assert torch.equal(mask.detach(), (s >= 0.5).float())
+    mask.sum().backward()
+    sig = torch.sigmoid(a.detach())
+    assert torch.allclose(a.grad, sig * (1 - sig), atol=1e-7)
+
+
+def test_hard_threshold_carries_no_gradient():
+    s = torch.sigmoid(torch.randn(10, requires_grad=True))
+    assert not sst.hard_threshold(s).requires_grad
+
+
+def test_faithfulness_reaches_the_mask_head_only_through_straight_through():
+    torch.manual_seed(0)
+    x = torch.rand(8, 4, 4)
+    y = torch.randint(0, 3, (8,))
+    grads = {}
+    for threshold in sst.THRESHOLDS:
+        torch.manual_seed(1)
+        model = DualHeadMLP((4, 4), (16,), 3)
+        total, *_ = sst.sst_loss(model, x, y, xi=0.0, threshold=threshold)
+        total.backward()
+        grads[threshold] = model.mask_head.weight.grad
+    assert grads["hard"] is None or grads["hard"].abs().max() == 0
+    assert grads["ste"].abs().max() > 0
+
+
+def test_sst_loss_checks_its_arguments(small):
+    model, x, _ = small
+    y = torch.zeros(len(x), dtype=torch.long)
+    with pytest.raises(ValueError, match="notion"):
+        sst.sst_loss(model, x, y, notion="noise")
+    with pytest.raises(ValueError, match="threshold"):
+        sst.sst_loss(model, x, y, threshold="soft")
+    with pytest.raises(TypeError, match="logits_and_scores"):
+        sst.sst_loss(nn.Flatten(), x, y)
+
+
+# --- post-hoc searches -----------------------------------------------------------------------
+
+
+def _slow_backward_selection(model, x_row, cls):
+    """Reference: one candidate at a time, no batching."""
+    cur = x_row.flatten().clone()
+    alive, order = list(range(cur.numel())), []
+    with torch.no_grad():
+        while alive:
+            best, best_p = None, -1.0
+            for i in alive:
+                trial = cur.clone()
+                trial[i] = 0.0
+                p = model(trial.view(1, *x_row.shape)).softmax(1)[0, cls].item()
+                if p > best_p:
+                    best, best_p = i, p
+            alive.remove(best)
+            cur[best] = 0.0
+            order.append(best)
+    return order[::-1]
+
+
+def test_greedy_sis_matches_a_slow_reference_and_passes_the_checker(small):
+    model, x, _ = small
+    keep, info = sst.greedy_sis(model, x[:3])
+    assert not info["timed_out"].any()
+    for x_row, k in zip(x[:3], keep, strict=True):
+        cls = model(x_row[None]).argmax().item()
+        order = _slow_backward_selection(model, x_row, cls)
+        for size in range(17):  # the shortest sufficient prefix of the reference order
+            ref = torch.zeros(16, dtype=torch.bool)
+            ref[order[:size]] = True
+            if sst.sufficiency_rate(model, x_row[None], ref.view(1, 4, 4), "baseline") == 1.0:
+                break
+        assert torch.equal(k.flatten(), ref)
+    assert sst.sufficiency_rate(model, x[:3], keep, "baseline") == 1.0
+
+
+def test_greedy_sis_counts_timeouts_as_full_masks(small):
+    model, x, _ = small
+    keep, info = sst.greedy_sis(model, x[:2], timeout=0.0)
+    assert info["timed_out"].all() and keep.all() and (info["size"] == 1.0).all()
+
+
+def test_topk_search_returns_the_smallest_passing_k(small):
+    model, x, _ = small
+    attr = torch.rand(x.shape, generator=torch.Generator().manual_seed(5))
+    keep = sst.topk_search(model, x, attr)
+    for x_row, a_row, k in zip(x, attr, keep, strict=True):
+        order = a_row.flatten().argsort(descending=True)
+        for size in range(17):
+            ref = torch.zeros(16, dtype=torch.bool)
+            ref[order[:size]] = True
+            if sst.sufficiency_rate(model, x_row[None], ref.view(1, 4, 4), "baseline") == 1.0:
+                break
+        assert torch.equal(k.flatten(), ref)
+
+
+def test_random_mask_like_keeps_the_count(small):
+    _, _, keep = small
+    rnd = sst.random_mask_like(keep, torch.Generator().manual_seed(0))
+    assert torch.equal(sst.explanation_size(rnd), sst.explanation_size(keep))
+    assert not torch.equal(rnd, keep)
+
+
+def test_dual_head_shapes():
+    model = DualHeadMLP((5, 3), (8, 4), 4)
+    logits, scores = model.logits_and_scores(torch.rand(2, 5, 3))
+    assert logits.shape == (2, 4) and scores.shape == (2, 5, 3)
+    assert ((scores > 0) & (scores < 1)).all()
+    with pytest.raises(ValueError, match="shape"):
+        model(torch.rand(2, 15))
+
+
+# --- exercise checkers -----------------------------------------------------------------------
+
+
+def test_checkers_pass_the_reference_and_fail_wrong_answers(capsys):
+    assert checks.check_straight_through(sst.straight_through)
+    assert not checks.check_straight_through(lambda s, tau: (s >= tau).float())  # no gradient
+    assert not checks.check_straight_through(lambda s, tau: (s > tau).float() + s - s.detach())
+    assert not checks.check_straight_through(lambda s, tau: s)  # soft mask
+    assert checks.check_project(sst.project)
+    assert not checks.check_project(lambda a, x, k, eps, b: a.clamp(*b))  # no ball, no keep
+    assert not checks.check_project(
+        lambda a, x, k, eps, b: torch.min(torch.max(a, x - eps), x + eps)  # kept features move
+    )
+    out = capsys.readouterr().out
+    assert "✓ straight_through: 4/4" in out and "✓ project: 4/4" in out
