@@ -1,12 +1,45 @@
 """The AND-mask (Parascandolo et al., ICLR 2021): keep only the gradient components on which
 every environment agrees.
 
-Environments are stacked on the first axis: per-environment gradients have shape ``(E, ...)``.
+Averaging per-environment gradients is a logical OR: a component that helps one environment
+moves the weights even if no other environment cares. The AND-mask zeroes every component whose
+per-environment gradient signs do not agree well enough, so only what is shared gets learned.
+
+Environments are stacked on the first axis everywhere in this module:
+
+* inputs ``xs`` ``(E, B, ...)`` and targets ``ys`` ``(E, B, ...)``: ``B`` examples of each of
+  ``E`` environments;
+* per-environment gradients ``(E, *param.shape)``.
+
+Losses are ``loss_fn(output, target) -> scalar``, the *mean* over the examples it is given
+(``torch.nn.functional.cross_entropy``, ``mse_loss``, ...).
+
+Contents, top to bottom: the mask and its relatives (:func:`and_mask`, :func:`masked_gradient`,
+:func:`sand_mask`); per-environment gradients (:func:`env_gradients` with ``torch.func``, and a
+faster :func:`pooled_env_gradients` for MLPs); one training step and a loop
+(:func:`and_mask_step`, :func:`fit_and_mask`); and :class:`TemporalAndMaskAdam`, which measures
+agreement over time when each step sees a single environment.
 """
 
 from __future__ import annotations
 
-from torch import Tensor
+import math
+import warnings
+from collections.abc import Callable, Mapping
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, grad, vmap
+
+#: ``loss_fn(output, target) -> scalar``: the mean loss over the examples given.
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+METHODS = ("and", "geom", "sand")
+
+
+# ---------------------------------------------------------------------------------------------
+# Argument checks (bad input gets a message that names the argument and what was expected)
 
 
 def _check_env_grads(env_grads: Tensor) -> None:
@@ -18,12 +51,62 @@ def _check_env_grads(env_grads: Tensor) -> None:
         raise ValueError(
             f"env_grads must have shape (E, ...) with E >= 1, got {tuple(env_grads.shape)}"
         )
+    if not env_grads.is_floating_point():
+        raise TypeError(f"env_grads must be a floating-point Tensor, got {env_grads.dtype}")
 
 
 def _check_tau(tau) -> float:
     if isinstance(tau, bool) or not isinstance(tau, int | float) or not 0.0 <= tau <= 1.0:
         raise ValueError(f"tau must be a number in [0, 1], got {tau!r}")
     return float(tau)
+
+
+def _check_method(method) -> str:
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    return method
+
+
+def _check_stacked(xs, ys) -> tuple[int, int]:
+    for name, t in (("xs", xs), ("ys", ys)):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{name} must be a Tensor of shape (E, B, ...), got {type(t).__name__}")
+        if t.ndim < 2 or t.shape[0] < 1 or t.shape[1] < 1:
+            raise ValueError(
+                f"{name} must be env-stacked with shape (E, B, ...), E, B >= 1; "
+                f"got {tuple(t.shape)}"
+            )
+    if xs.shape[:2] != ys.shape[:2]:
+        raise ValueError(
+            "xs and ys must be stacked alike, (E, B, ...) with the same E and B; "
+            f"got xs {tuple(xs.shape)} and ys {tuple(ys.shape)}"
+        )
+    return xs.shape[0], xs.shape[1]
+
+
+def required_agreement(tau: float, n_envs: int) -> int:
+    """Smallest ``|sum_e sign(g_e)|`` that passes ``|mean_e sign(g_e)| >= tau`` with ``n_envs`` envs.
+
+    The mask compares integer sign counts, so ``tau = k / E`` is exact (``0.7 * 10`` is
+    ``7.000000000000001`` in floating point; we forgive rounding below 1e-9).
+    """
+    tau = _check_tau(tau)
+    return max(0, math.ceil(tau * n_envs - 1e-9))
+
+
+def _sign_count(env_grads: Tensor) -> Tensor:
+    """``sum_e sign(g_e)`` (exact: integer values in floating point), shape ``...``."""
+    return env_grads.sign().sum(dim=0)
+
+
+def _rescale(update: Tensor, kept_fraction: Tensor) -> Tensor:
+    """``update / kept_fraction``, and 0 (never NaN or inf) when nothing is kept."""
+    safe = kept_fraction.clamp_min(torch.finfo(update.dtype).tiny)
+    return torch.where(kept_fraction > 0, update / safe, torch.zeros_like(update))
+
+
+# ---------------------------------------------------------------------------------------------
+# The mask and its relatives: pure functions of a stack of per-environment gradients (E, ...)
 
 
 def and_mask(env_grads: Tensor, tau: float) -> Tensor:
@@ -36,8 +119,540 @@ def and_mask(env_grads: Tensor, tau: float) -> Tensor:
     Returns:
         float mask of shape ``...``: 1 where ``|mean_e sign(g_e)| >= tau``, else 0. ``sign(0) = 0``
         counts against agreement (an environment with no gradient does not vote for a direction).
+        The comparison is done on integer sign counts, so with ``E`` environments the mask only
+        changes at ``tau = k / E``: the attainable agreements are ``|E - 2j| / E``, steps of
+        ``2 / E``.
+    """
+    _check_env_grads(env_grads)
+    needed = required_agreement(tau, env_grads.shape[0])
+    return (_sign_count(env_grads).abs() >= needed).to(env_grads.dtype)
+
+
+def _combine(
+    env_grads: Tensor, tau: float, method: str, k: float, mean: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """(mask, combined update) before any rescaling; ``mean`` may be given if known exactly."""
+    mean = env_grads.mean(dim=0) if mean is None else mean
+    if method == "sand":
+        mask = sand_mask(env_grads, tau, k)
+        return mask, mask * mean
+    mask = and_mask(env_grads, tau)
+    if method == "and":
+        return mask, mask * mean
+    # geometric mean of magnitudes, computed in log space; sign of the arithmetic mean
+    magnitude = torch.exp(torch.log(env_grads.abs() + 1e-10).mean(dim=0))
+    return mask, mask * torch.sign(mean) * magnitude
+
+
+def masked_gradient(
+    env_grads: Tensor, tau: float, method: str = "and", rescale: bool = False, *, k: float = 10.0
+) -> Tensor:
+    """Combine per-environment gradients into one update direction.
+
+    Args:
+        env_grads: ``(E, ...)``.
+        tau: agreement threshold in [0, 1] (see :func:`and_mask`).
+        method: ``"and"``: ``mask * mean_e g_e``; ``"geom"``: ``mask * sign(mean_e g_e) *
+            exp(mean_e log(|g_e| + 1e-10))`` (the geometric mean of the magnitudes);
+            ``"sand"``: ``sand_mask(env_grads, tau, k) * mean_e g_e`` (a soft mask).
+        rescale: multiply by ``1 / kept_fraction`` (the mean of the mask over this tensor), so a
+            sparse update keeps its size; 0 when nothing is kept, never NaN.
+        k: steepness of the SAND-mask (only used by ``method="sand"``).
+
+    Returns:
+        the combined gradient, shape ``...``. ``tau = 0, method="and"`` is the plain mean exactly.
+    """
+    _check_env_grads(env_grads)
+    _check_tau(tau)
+    _check_method(method)
+    mask, update = _combine(env_grads, tau, method, k)
+    return _rescale(update, mask.mean()) if rescale else update
+
+
+def sand_mask(env_grads: Tensor, tau: float, k: float) -> Tensor:
+    """The smoothed AND-mask (SAND-mask, Shahtalebi et al. 2021, as in DomainBed).
+
+    ``max(0, tanh(k * (|mean_e sign(g_e)| - tau) / var_e(g_e)))``: a soft mask in [0, 1) that is
+    large where signs agree *and* the environments' gradients have similar sizes (small
+    unbiased variance over environments). A zero or undefined variance (one environment) is
+    replaced by 1e-17, so the mask there is a hard step; ``tau >= 1`` gives an all-zero mask.
+
+    Args:
+        env_grads: ``(E, ...)``.
+        tau: agreement threshold in [0, 1].
+        k: positive steepness; large ``k`` approaches the hard AND-mask.
+
+    Returns:
+        float mask of shape ``...``.
     """
     _check_env_grads(env_grads)
     tau = _check_tau(tau)
-    agreement = env_grads.sign().mean(dim=0).abs()
-    return (agreement >= tau).to(env_grads.dtype)
+    if isinstance(k, bool) or not isinstance(k, int | float) or not k > 0 or math.isinf(k):
+        raise ValueError(f"k must be a positive finite number, got {k!r}")
+    if tau >= 1:
+        warnings.warn(
+            "sand_mask with tau >= 1 is zero everywhere (|mean sign| - tau <= 0): nothing "
+            "will be learned; use tau < 1",
+            stacklevel=2,
+        )
+    n_envs = env_grads.shape[0]
+    agreement = _sign_count(env_grads).abs() / n_envs
+    if n_envs > 1:
+        var = env_grads.var(dim=0, unbiased=True)
+    else:
+        var = torch.zeros_like(env_grads[0])
+    var = torch.nan_to_num(var, nan=1e-17).clamp_min(1e-17)
+    mask = torch.tanh(k * (agreement - tau) / var).clamp_min(0.0)
+    return torch.nan_to_num(mask, nan=0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-environment gradients
+
+
+def _trainable(model: nn.Module) -> dict[str, Tensor]:
+    return {name: p for name, p in model.named_parameters() if p.requires_grad}
+
+
+def env_gradients(model: nn.Module, loss_fn: LossFn, xs: Tensor, ys: Tensor) -> dict[str, Tensor]:
+    """Gradient of each environment's mean loss, for every trainable parameter.
+
+    Vectorised with ``torch.func`` (``vmap(grad(...))`` over the environment axis): one call, no
+    Python loop over environments. Works for any model without batch-coupling layers
+    (BatchNorm in training mode would need ``torch.func.replace_all_batch_norm_modules_``).
+
+    Args:
+        model: maps ``(B, ...)`` to outputs ``(B, ...)``.
+        loss_fn: ``loss_fn(output, target) -> scalar`` mean loss.
+        xs: inputs ``(E, B, ...)``; ``ys``: targets ``(E, B, ...)``.
+
+    Returns:
+        ``{name: (E, *param.shape)}`` for every parameter with ``requires_grad``.
+    """
+    return _env_gradients_and_losses(model, loss_fn, xs, ys)[0]
+
+
+def _env_gradients_and_losses(
+    model: nn.Module, loss_fn: LossFn, xs: Tensor, ys: Tensor
+) -> tuple[dict[str, Tensor], Tensor]:
+    """:func:`env_gradients` plus each environment's loss ``(E,)`` (from the same forward)."""
+    _check_stacked(xs, ys)
+    params = {name: p.detach() for name, p in _trainable(model).items()}
+    frozen = {name: p.detach() for name, p in model.named_parameters() if not p.requires_grad}
+    buffers = dict(model.named_buffers())
+
+    def env_loss(p: dict[str, Tensor], x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
+        loss = loss_fn(functional_call(model, (p, frozen, buffers), (x,)), y)
+        return loss, loss.detach()
+
+    return vmap(grad(env_loss, has_aux=True), in_dims=(None, 0, 0))(params, xs, ys)
+
+
+# Layers that act on each example separately and hold no parameters: the pooled fast path
+# below is exact for Sequential stacks of these and nn.Linear.
+_PER_EXAMPLE = (
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.Tanh,
+    nn.Sigmoid,
+    nn.GELU,
+    nn.ELU,
+    nn.SiLU,
+    nn.Softplus,
+    nn.Flatten,
+    nn.Identity,
+)
+
+
+def supports_pooled(model: nn.Module) -> bool:
+    """True when :func:`pooled_env_gradients` is exact for ``model``: an ``nn.Sequential``
+    (possibly nested) of ``nn.Linear`` and parameter-free per-example layers (ReLU, Flatten...)."""
+    if not isinstance(model, nn.Sequential):
+        return False
+    for module in model.children():
+        if isinstance(module, nn.Sequential):
+            if not supports_pooled(module):
+                return False
+        elif not isinstance(module, (nn.Linear, *_PER_EXAMPLE)):
+            return False
+    return True
+
+
+def _pooled_pass(
+    model: nn.Module, loss_fn: LossFn, xs: Tensor, ys: Tensor
+) -> tuple[Tensor, list[tuple[str, nn.Linear, Tensor, Tensor]]]:
+    """One forward/backward of the pooled mean loss; per Linear: its input ``a`` ``(E, R, in)``
+    and the gradient ``d`` ``(E, R, out)`` of the *environment's* mean loss w.r.t. its output
+    (``R`` = rows per environment). Sets every ``param.grad`` to the pooled gradient."""
+    n_envs, batch = _check_stacked(xs, ys)
+    if not supports_pooled(model):
+        raise TypeError(
+            "the pooled per-environment gradients need an nn.Sequential of nn.Linear and "
+            f"per-example layers (ReLU, Flatten, ...); got {type(model).__name__}: "
+            "use env_gradients instead"
+        )
+    linears = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
+    inputs: dict[str, Tensor] = {}
+    out_grads: dict[str, Tensor] = {}
+
+    def keep(name: str):
+        def forward_hook(module, args, output):
+            inputs[name] = args[0].detach()
+            if output.requires_grad:
+                output.register_hook(lambda g: out_grads.__setitem__(name, g))
+
+        return forward_hook
+
+    handles = [m.register_forward_hook(keep(name)) for name, m in linears]
+    try:
+        for p in model.parameters():
+            p.grad = None
+        with torch.enable_grad():
+            out = model(xs.reshape(n_envs * batch, *xs.shape[2:]))
+            loss = loss_fn(out, ys.reshape(n_envs * batch, *ys.shape[2:]))
+            loss.backward()
+    finally:
+        for h in handles:
+            h.remove()
+    layers = []
+    for name, m in linears:
+        if name not in out_grads:  # a frozen layer that nothing before it needs
+            continue
+        # an example only affects its own environment's loss, and the pooled mean loss is
+        # (1/E) sum_e L_e: E times the pooled output gradient is the env-loss gradient
+        d = out_grads[name].reshape(n_envs, -1, m.out_features) * n_envs
+        a = inputs[name].reshape(n_envs, -1, m.in_features)
+        layers.append((f"{name}." if name else "", m, a, d))
+    return loss.detach(), layers
+
+
+def pooled_env_gradients(
+    model: nn.Module, loss_fn: LossFn, xs: Tensor, ys: Tensor
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Per-environment gradients of an MLP from ONE forward/backward on the pooled batch.
+
+    The pooled mean loss is backpropagated once (so every ``param.grad`` holds the ordinary ERM
+    gradient); hooks keep each ``nn.Linear``'s input ``a`` ``(E, B, in)`` and output gradient
+    ``d`` ``(E, B, out)``. Since an example only affects its own environment's loss, the weight
+    gradient of environment ``e`` is ``sum_b d[e, b]^T a[e, b]``: one batched matmul (the trick
+    of per-sample-gradient libraries such as Opacus, summed per environment). Equal to
+    :func:`env_gradients` when :func:`supports_pooled` is true, and faster.
+
+    Args:
+        model, loss_fn, xs, ys: as in :func:`env_gradients`.
+
+    Returns:
+        ``(pooled mean loss, {name: (E, *param.shape)})``; side effect: ``param.grad`` is set to
+        the pooled-batch gradient (overwritten, not accumulated).
+    """
+    loss, layers = _pooled_pass(model, loss_fn, xs, ys)
+    grads: dict[str, Tensor] = {}
+    for prefix, m, a, d in layers:
+        if m.weight.requires_grad:
+            grads[prefix + "weight"] = torch.bmm(d.transpose(1, 2), a)
+        if m.bias is not None and m.bias.requires_grad:
+            grads[prefix + "bias"] = d.sum(dim=1)
+    return loss, grads
+
+
+def _pooled_sign_counts(
+    model: nn.Module, loss_fn: LossFn, xs: Tensor, ys: Tensor, block: int = 2**18
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """``sum_e sign(g_e)`` per parameter without ever holding the ``(E, ...)`` stack.
+
+    The weight gradients are formed a few environments at a time (``block`` numbers, ~1 MB,
+    stays in cache) and reduced to signs at once. With one example per environment the sign of
+    an outer product is the outer product of signs, so the count is a single matmul.
+    """
+    loss, layers = _pooled_pass(model, loss_fn, xs, ys)
+    counts: dict[str, Tensor] = {}
+    for prefix, m, a, d in layers:
+        if m.weight.requires_grad:
+            if a.shape[1] == 1:
+                counts[prefix + "weight"] = d[:, 0].sign().T @ a[:, 0].sign()
+            else:
+                chunk = max(1, block // m.weight.numel())
+                count = torch.zeros_like(m.weight)
+                for i in range(0, a.shape[0], chunk):
+                    g = torch.bmm(d[i : i + chunk].transpose(1, 2), a[i : i + chunk])
+                    count += g.sign_().sum(dim=0)
+                counts[prefix + "weight"] = count
+        if m.bias is not None and m.bias.requires_grad:
+            counts[prefix + "bias"] = d.sum(dim=1).sign().sum(dim=0)
+    return loss, counts
+
+
+# ---------------------------------------------------------------------------------------------
+# Training with the mask
+
+
+def and_mask_step(
+    model: nn.Module,
+    loss_fn: LossFn,
+    xs: Tensor,
+    ys: Tensor,
+    optimizer: torch.optim.Optimizer,
+    tau: float,
+    method: str = "and",
+    rescale: bool = False,
+    *,
+    k: float = 10.0,
+) -> tuple[float, dict[str, float]]:
+    """One AND-masked training step on an env-stacked batch.
+
+    Per-environment gradients are combined by :func:`masked_gradient` per parameter tensor,
+    written to ``.grad``, and ``optimizer.step()`` is called. Weight decay stays the
+    optimizer's, so it acts *after* the mask: masked weights still decay, which is what removes
+    features that only some environments use.
+
+    For MLPs (:func:`supports_pooled`) everything comes from one pooled forward/backward: the
+    mean is the pooled gradient itself and, for ``method="and"``, only the per-component sign
+    counts are formed, block by block. Other models use :func:`env_gradients` (``torch.func``).
+
+    Args:
+        model, loss_fn, xs, ys: as in :func:`env_gradients` (``xs`` ``(E, B, ...)``).
+        optimizer: any ``torch.optim.Optimizer`` over ``model``'s parameters.
+        tau: agreement threshold in [0, 1]; ``tau = 0`` with ``method="and"`` is the ERM step on
+            the pooled batch (bit for bit on the pooled path).
+        method: ``"and"``, ``"geom"`` or ``"sand"`` (see :func:`masked_gradient`).
+        rescale: per tensor, divide the update by its kept fraction (0 if nothing is kept).
+        k: SAND-mask steepness.
+
+    Returns:
+        ``(mean loss over the batch, {parameter name: kept fraction})``; for SAND the kept
+        fraction is the mean of the soft mask.
+    """
+    _check_tau(tau)
+    _check_method(method)
+    params = _trainable(model)
+    n_envs = _check_stacked(xs, ys)[0]
+    masks, updates = {}, {}
+    with torch.no_grad():
+        if supports_pooled(model) and method == "and":
+            loss, counts = _pooled_sign_counts(model, loss_fn, xs, ys)
+            needed = required_agreement(tau, n_envs)
+            for name, count in counts.items():
+                masks[name] = (count.abs() >= needed).to(count.dtype)
+                updates[name] = masks[name] * params[name].grad
+        else:
+            if supports_pooled(model):
+                loss, grads = pooled_env_gradients(model, loss_fn, xs, ys)
+                means = {name: params[name].grad for name in grads}
+            else:
+                with torch.enable_grad():
+                    grads, env_losses = _env_gradients_and_losses(model, loss_fn, xs, ys)
+                loss = env_losses.mean()
+                means = {name: g.mean(dim=0) for name, g in grads.items()}
+            for name, env_grads in grads.items():
+                masks[name], updates[name] = _combine(env_grads, tau, method, k, mean=means[name])
+        kept = {}
+        for name, update in updates.items():
+            fraction = masks[name].mean()
+            params[name].grad = _rescale(update, fraction) if rescale else update
+            kept[name] = fraction.item()
+    optimizer.step()
+    return loss.item(), kept
+
+
+def fit_and_mask(
+    model: nn.Module,
+    loss_fn: LossFn,
+    x_envs: Tensor,
+    y_envs: Tensor,
+    optimizer: torch.optim.Optimizer,
+    *,
+    steps: int,
+    tau: float,
+    method: str = "and",
+    rescale: bool = False,
+    k: float = 10.0,
+    batch_per_env: int = 32,
+    envs_per_step: int | None = None,
+    eval_sets: Mapping[str, tuple[Tensor, Tensor]] | None = None,
+    eval_every: int = 100,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Train with :func:`and_mask_step` for ``steps`` steps and return the history.
+
+    Each step draws ``envs_per_step`` environments (all when None) without replacement and
+    ``batch_per_env`` examples from each, so the step sees an env-stacked batch
+    ``(envs_per_step, batch_per_env, ...)``. With ``tau=0`` this is plain ERM on the same
+    batches, the baseline to compare against.
+
+    Args:
+        x_envs: ``(E, N, ...)``, ``N`` examples for each of ``E`` environments; ``y_envs``
+            ``(E, N, ...)``.
+        optimizer: any optimizer (its weight decay acts after the mask).
+        eval_sets: name -> ``(x, y)`` with plain batches ``(M, ...)``; accuracy (argmax of the
+            output) is logged as ``acc_<name>`` every ``eval_every`` steps and at the end.
+        seed: seeds the sampling of environments and examples.
+
+    Returns:
+        DataFrame with one row per evaluation: ``step``, ``loss`` (mean since the last row),
+        ``kept`` (mean kept fraction over parameters), ``kept_<param>`` per parameter, and
+        ``acc_<name>``.
+    """
+    from hvnotes.train import accuracy
+
+    n_envs, n_per_env = _check_stacked(x_envs, y_envs)
+    envs_per_step = n_envs if envs_per_step is None else envs_per_step
+    for name, value, top in (
+        ("steps", steps, None),
+        ("batch_per_env", batch_per_env, n_per_env),
+        ("envs_per_step", envs_per_step, n_envs),
+        ("eval_every", eval_every, None),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+        if top is not None and value > top:
+            raise ValueError(f"{name} must be <= {top} (the data's size), got {value}")
+    torch.set_flush_denormal(True)  # weight decay drives masked weights to denormals: slow
+    generator = torch.Generator().manual_seed(seed)
+    device = x_envs.device
+    eval_sets = dict(eval_sets or {})
+    rows, losses, kepts = [], [], []
+    model.train()
+    for step in range(1, steps + 1):
+        envs = torch.randperm(n_envs, generator=generator)[:envs_per_step]
+        idx = torch.rand(envs_per_step, n_per_env, generator=generator).argsort(dim=1)
+        idx = idx[:, :batch_per_env]
+        envs, idx = envs.to(device), idx.to(device)
+        xs = x_envs[envs[:, None], idx]
+        ys = y_envs[envs[:, None], idx]
+        loss, kept = and_mask_step(
+            model, loss_fn, xs, ys, optimizer, tau, method=method, rescale=rescale, k=k
+        )
+        losses.append(loss)
+        kepts.append(kept)
+        if step % eval_every == 0 or step == steps:
+            row = {"step": step, "loss": sum(losses) / len(losses)}
+            mean_kept = {n: sum(kd[n] for kd in kepts) / len(kepts) for n in kepts[0]}
+            row["kept"] = sum(mean_kept.values()) / len(mean_kept)
+            row.update({f"kept_{n}": v for n, v in mean_kept.items()})
+            row.update({f"acc_{name}": accuracy(model, *xy) for name, xy in eval_sets.items()})
+            rows.append(row)
+            losses, kepts = [], []
+            model.train()
+    return pd.DataFrame(rows)
+
+
+# ---------------------------------------------------------------------------------------------
+# Temporal AND-mask Adam: agreement over time, one environment per step (paper Algorithm 1)
+
+
+class TemporalAndMaskAdam(torch.optim.Optimizer):
+    """Adam whose first moment is masked by how consistently each gradient sign held over time.
+
+    Per step, with the gradient ``g`` of the current (single-environment) batch::
+
+        m <- b1 m + (1 - b1) g            v <- b2 v + (1 - b2) g*g
+        a <- b3 a + (1 - b3) sign(g)      mask = 1[|a| >= tau]
+        theta <- theta - lr * (mask * m_hat) / (sqrt(v_hat) + eps)
+        theta <- theta - lr * weight_decay * theta        (decoupled, after the masked step)
+
+    ``m_hat, v_hat`` are Adam's bias-corrected moments (as in ``torch.optim.Adam``, so
+    ``tau = 0, weight_decay = 0`` is plain Adam); ``a`` has no bias correction (paper Alg. 1),
+    so with ``beta3 = 0.9`` a sign must hold for a few steps before ``|a|`` can reach ``tau``.
+    Masking ``m`` (not ``g``) matters: masking ``g`` inside Adam would still move masked
+    weights through stale momentum.
+    """
+
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        beta3: float = 0.9,
+        tau: float = 0.5,
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
+        if not 0.0 < lr:
+            raise ValueError(f"lr must be positive, got {lr!r}")
+        if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
+        if not 0.0 <= beta3 < 1.0:
+            raise ValueError(f"beta3 must be in [0, 1), got {beta3!r}")
+        _check_tau(tau)
+        if not eps > 0:
+            raise ValueError(f"eps must be positive, got {eps!r}")
+        if not weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+        defaults = dict(
+            lr=lr, betas=tuple(betas), beta3=beta3, tau=tau, eps=eps, weight_decay=weight_decay
+        )
+        super().__init__(params, defaults)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            beta3, tau, lr, eps = group["beta3"], group["tau"], group["lr"], group["eps"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                state = self.state[p]
+                if not state:
+                    state["step"] = 0
+                    state["exp_avg"] = torch.zeros_like(p)
+                    state["exp_avg_sq"] = torch.zeros_like(p)
+                    state["sign_avg"] = torch.zeros_like(p)
+                state["step"] += 1
+                m, v, a = state["exp_avg"], state["exp_avg_sq"], state["sign_avg"]
+                m.lerp_(g, 1 - beta1)
+                v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+                a.mul_(beta3).add_(g.sign(), alpha=1 - beta3)
+                t = state["step"]
+                step_size = lr / (1 - beta1**t)
+                denom = (v.sqrt() / math.sqrt(1 - beta2**t)).add_(eps)
+                mask = (a.abs() >= tau).to(p.dtype)
+                state["kept"] = mask.mean().item()
+                p.addcdiv_(m * mask, denom, value=-step_size)
+                if group["weight_decay"] != 0:
+                    p.mul_(1 - lr * group["weight_decay"])
+        return loss
+
+
+# ---------------------------------------------------------------------------------------------
+# Random gradients (paper Prop. 2): how fast does the masked update vanish with more envs?
+
+
+def keep_probability(n_envs: int, tau: float) -> float:
+    """Probability that a component passes the AND-mask when each of ``n_envs`` signs is a fair
+    coin: ``2 * 2^-E * sum_{j >= t} C(E, j)`` over agreeing counts with ``|2j - E| >= tau E``."""
+    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
+        raise ValueError(f"n_envs must be a positive int, got {n_envs!r}")
+    needed = required_agreement(tau, n_envs)
+    return sum(math.comb(n_envs, j) for j in range(n_envs + 1) if abs(2 * j - n_envs) >= needed) / (
+        2**n_envs
+    )
+
+
+def random_gradient_norms(
+    env_counts, tau: float, dim: int = 3000, trials: int = 5, seed: int = 0
+) -> pd.DataFrame:
+    """Squared norms of the averaged vs AND-masked update of i.i.d. ``N(0, I_dim)`` env gradients.
+
+    Returns a DataFrame with columns ``envs``, ``mean_sq_norm`` (``E ||mean_e g_e||^2``,
+    theory ``dim / envs``) and ``masked_sq_norm`` (``E ||mask * mean_e g_e||^2``), averaged over
+    ``trials`` draws.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    rows = []
+    for n_envs in env_counts:
+        g = torch.randn(trials, n_envs, dim, generator=generator, dtype=torch.float64)
+        mean = g.mean(dim=1)
+        masked = torch.stack([masked_gradient(g[i], tau) for i in range(trials)])
+        rows.append(
+            {
+                "envs": int(n_envs),
+                "mean_sq_norm": mean.pow(2).sum(dim=1).mean().item(),
+                "masked_sq_norm": masked.pow(2).sum(dim=1).mean().item(),
+            }
+        )
+    return pd.DataFrame(rows)
