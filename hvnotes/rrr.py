@@ -1,0 +1,329 @@
+"""Right for the Right Reasons (Ross, Hughes & Doshi-Velez, IJCAI 2017).
+
+An *input gradient* says how the model's output would move if one input feature moved. RRR
+penalises input gradients where an annotation says "this part of the input must not matter":
+
+.. math::
+
+    L(\\theta) = \\underbrace{\\tfrac1N \\sum_n \\mathrm{CE}(f_\\theta(x_n), y_n)}_{\\text{right answers}}
+      + \\lambda_1 \\underbrace{\\tfrac1N \\sum_n \\sum_d \\Big(A_{nd}\\,
+        \\frac{\\partial}{\\partial x_{nd}} \\sum_k \\log \\hat p_k(x_n)\\Big)^2}_{\\text{right reasons}}
+
+and the parameter L2 term is the optimizer's weight decay. Training through a gradient is *double
+backprop*: ``torch.autograd.grad(..., create_graph=True)`` keeps the input gradient differentiable
+with respect to the parameters, so one ``.backward()`` of the total trains both terms.
+
+*Find another explanation* (FAE) trains a sequence of models, each forbidden to use the inputs
+that carried the largest gradients of all the models before it.
+
+Conventions: inputs ``x`` ``(B, ...)`` (any trailing shape; ``models.mlp`` flattens), logits
+``(B, K)``, labels ``(B,)`` int64. We average CE over the batch and sum the penalty over features,
+averaged over examples, on inputs scaled to [0, 1]; the paper *summed* CE over a batch of raw 0..255
+pixels, so its λ1 = 1000 is not our λ1. Choose λ1 with :func:`rr_ce_ratio` instead.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
+
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from hvnotes import train
+
+_QUANTITIES = ("sum_log_probs", "sum_probs", "max_prob")
+
+
+def input_gradients(
+    model: nn.Module, x: Tensor, create_graph: bool = False, quantity: str = "sum_log_probs"
+) -> Tensor:
+    """Gradient of a per-example scalar of the model's output with respect to its input.
+
+    Args:
+        model: maps ``x`` ``(B, ...)`` to logits ``(B, K)``. Examples must not interact (no
+            BatchNorm in training mode), so the gradient of the batch sum is per example.
+        x: inputs ``(B, ...)``, floating point.
+        create_graph: keep the graph so that a loss built from the result can be
+            differentiated with respect to the parameters (double backprop). Otherwise the
+            result is detached.
+        quantity: what is differentiated, per example:
+            ``"sum_log_probs"`` (RRR's choice, :math:`\\sum_k \\log \\hat p_k`),
+            ``"sum_probs"`` (:math:`\\sum_k \\hat p_k = 1`, so its gradient is identically 0),
+            ``"max_prob"`` (the predicted class's probability, used by the paper's pictures).
+
+    Returns:
+        the input gradient, same shape and dtype as ``x``.
+    """
+    if not isinstance(x, Tensor) or not x.is_floating_point():
+        raise TypeError("x must be a floating-point Tensor of shape (B, ...)")
+    if x.ndim < 2:
+        raise ValueError(f"x must have shape (B, ...) with a batch axis, got {tuple(x.shape)}")
+    if quantity not in _QUANTITIES:
+        raise ValueError(f"quantity must be one of {_QUANTITIES}, got {quantity!r}")
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        log_probs = torch.log_softmax(model(x), dim=1)
+        scalar = _per_example(log_probs, quantity).sum()
+        (grads,) = torch.autograd.grad(scalar, x, create_graph=create_graph)
+    return grads if create_graph else grads.detach()
+
+
+def _per_example(log_probs: Tensor, quantity: str) -> Tensor:
+    if quantity == "sum_log_probs":
+        return log_probs.sum(dim=1)
+    if quantity == "sum_probs":
+        return log_probs.exp().sum(dim=1)
+    return log_probs.exp().max(dim=1).values
+
+
+def _check_annotations(annotations, x: Tensor) -> Tensor:
+    """``annotations`` as a float 0/1 tensor that broadcasts to ``x`` without growing it."""
+    if not isinstance(annotations, Tensor):
+        raise TypeError(
+            "annotations must be a Tensor (bool: True = must not matter) broadcastable to "
+            f"x {tuple(x.shape)}, got {type(annotations).__name__}"
+        )
+    try:
+        shape = torch.broadcast_shapes(annotations.shape, x.shape)
+    except RuntimeError:
+        shape = None
+    if shape != x.shape:
+        raise ValueError(
+            f"annotations of shape {tuple(annotations.shape)} do not broadcast to x of shape "
+            f"{tuple(x.shape)}: give (B, ...) like x, or one mask shaped like x[0]"
+        )
+    if annotations.dtype != torch.bool:
+        if not ((annotations == 0) | (annotations == 1)).all():
+            raise ValueError("annotations must be boolean (or 0/1): True = must not matter")
+    return annotations.to(device=x.device, dtype=x.dtype)
+
+
+def rrr_loss(
+    model: nn.Module, x: Tensor, y: Tensor, annotations: Tensor, l2_grads: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The RRR objective on one batch (without the parameter L2, which is weight decay).
+
+    Args:
+        model: maps ``x`` ``(B, ...)`` to logits ``(B, K)``.
+        x: inputs ``(B, ...)``; y: labels ``(B,)``.
+        annotations: bool mask broadcastable to ``x`` (``(B, ...)`` or ``x[0]``'s shape);
+            True marks an input that must not matter.
+        l2_grads: λ1 >= 0, the weight of the right-reasons term.
+
+    Returns:
+        ``(total, ce, rr)``: ``ce`` the mean cross-entropy, ``rr = λ1 · mean_n Σ_d (A_nd g_nd)²``
+        with ``g = input_gradients(model, x, create_graph=True)``, and ``total = ce + rr``.
+    """
+    if isinstance(l2_grads, bool) or not isinstance(l2_grads, int | float) or l2_grads < 0:
+        raise ValueError(f"l2_grads must be a number >= 0, got {l2_grads!r}")
+    if not isinstance(x, Tensor) or x.ndim < 2:
+        raise ValueError("x must be a Tensor of shape (B, ...)")
+    if not isinstance(y, Tensor) or y.shape != x.shape[:1]:
+        raise ValueError(f"y must have shape ({len(x)},), got {getattr(y, 'shape', y)}")
+    mask = _check_annotations(annotations, x)
+    # One forward pass serves both terms: CE from the logits, the penalty from their log-softmax.
+    x = x.detach().requires_grad_(True)
+    logits = model(x)
+    ce = nn.functional.cross_entropy(logits, y)
+    sum_log_probs = torch.log_softmax(logits, dim=1).sum()
+    (grads,) = torch.autograd.grad(sum_log_probs, x, create_graph=True)
+    rr = l2_grads * (mask * grads).square().flatten(1).sum(dim=1).mean()
+    return ce + rr, ce, rr
+
+
+def largest_gradient_mask(grads: Tensor, cutoff: float = 0.67, channel_dim: int | None = None):
+    """Where each example's gradient is largest: ``|g| > cutoff · max |g|`` per example.
+
+    Args:
+        grads: ``(N, ...)`` input gradients.
+        cutoff: in [0, 1); the paper's 0.67 keeps the top few per cent of entries.
+        channel_dim: if given (e.g. ``-1`` for ``(N, H, W, 3)`` images), a pixel is marked in
+            every channel when any of its channels passes, as the paper does for colour images.
+
+    Returns:
+        BoolTensor of the shape of ``grads``. An all-zero gradient marks nothing.
+    """
+    if not isinstance(grads, Tensor) or grads.ndim < 2:
+        raise ValueError("grads must be a Tensor of shape (N, ...)")
+    if isinstance(cutoff, bool) or not isinstance(cutoff, int | float) or not 0 <= cutoff < 1:
+        raise ValueError(f"cutoff must be a number in [0, 1), got {cutoff!r}")
+    mag = grads.detach().abs()
+    peak = mag.flatten(1).max(dim=1).values.view(-1, *([1] * (grads.ndim - 1)))
+    mask = mag > cutoff * peak
+    if channel_dim is not None:
+        mask = mask.any(dim=channel_dim, keepdim=True).expand_as(mask)
+    return mask
+
+
+def gradient_mass(grads: Tensor, region: Tensor) -> Tensor:
+    """Fraction of each example's ``|g|`` that falls inside ``region``.
+
+    Args:
+        grads: ``(N, ...)``; region: bool, broadcastable to ``grads``.
+
+    Returns:
+        ``(N,)`` in [0, 1] (0 for an all-zero gradient).
+    """
+    region = _check_annotations(region, grads)
+    mag = grads.detach().abs().flatten(1)
+    inside = (mag * region.expand_as(grads).flatten(1)).sum(dim=1)
+    return inside / mag.sum(dim=1).clamp_min(torch.finfo(mag.dtype).tiny)
+
+
+def _per_row_annotations(annotations: Tensor, x: Tensor) -> bool:
+    """True when ``annotations`` holds one mask per training row (indexed with the batch)."""
+    _check_annotations(annotations, x)
+    return annotations.ndim == x.ndim and annotations.shape[0] == len(x) and len(x) > 1
+
+
+def fit_rrr(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    annotations: Tensor,
+    l2_grads: float,
+    **fit_kwargs,
+) -> pd.DataFrame:
+    """Train ``model`` with :func:`rrr_loss` using :func:`hvnotes.train.fit`.
+
+    Per-row annotations must travel with their rows through the shuffled minibatches, but
+    ``fit`` hands its loss only ``(model, xb, yb)``; so we pass ``fit`` the row *indices* as
+    labels and look up the labels and annotations of each batch inside the loss.
+
+    Args:
+        x, y: training set ``(N, ...)``, ``(N,)``.
+        annotations: ``(N, ...)`` (one mask per row) or one mask broadcastable to ``x[0]``.
+        l2_grads: λ1.
+        fit_kwargs: passed to :func:`hvnotes.train.fit` (epochs, batch_size, lr, weight_decay,
+            eval_sets, seed, progress, ...).
+
+    Returns:
+        ``fit``'s history with two more columns, ``ce`` and ``rr``: the epoch means of the two
+        terms. ``history.attrs["steps"]`` holds them per optimizer step.
+    """
+    per_row = _per_row_annotations(annotations, x)
+    mask = annotations.to(x.device)
+    log: list[tuple[float, float]] = []
+
+    def loss_fn(model, xb, idx):
+        out = rrr_loss(model, xb, y[idx], mask[idx] if per_row else mask, l2_grads)
+        log.append((out[1].item(), out[2].item()))
+        return out
+
+    rows = torch.arange(len(x), device=x.device)
+    history = train.fit(model, x, rows, loss_fn=loss_fn, **fit_kwargs)
+    steps = pd.DataFrame(log, columns=["ce", "rr"])
+    steps.index.name = "step"
+    per_epoch = -(-len(x) // fit_kwargs.get("batch_size", 256))
+    means = steps.groupby(steps.index // per_epoch).mean().reset_index(drop=True)
+    history.insert(2, "ce", means["ce"].to_numpy()[: len(history)])
+    history.insert(3, "rr", means["rr"].to_numpy()[: len(history)])
+    history.attrs["steps"] = steps
+    return history
+
+
+def rr_ce_ratio(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    annotations: Tensor,
+    l2_grads: float,
+    steps: int = 3,
+    batch_size: int = 256,
+    lr: float = 1e-3,
+    seed: int = 0,
+) -> float:
+    """The paper's λ1 heuristic: the ratio RR/CE after a few steps of training.
+
+    Trains a *copy* of ``model`` for ``steps`` Adam steps on minibatches of RRR and returns
+    ``rr / ce`` measured on the last step's batch. Aim for about 1 (the useful band in the paper
+    is about 0.2 to 30). Because the copy has barely moved, the ratio grows ~linearly in λ1,
+    so one measurement at a trial λ1 suggests the scale.
+    """
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    probe = copy.deepcopy(model)
+    per_row = _per_row_annotations(annotations, x)
+    opt = torch.optim.Adam(probe.parameters(), lr=lr)
+    generator = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(x), generator=generator).to(x.device)
+    for step in range(steps):
+        idx = order[(step * batch_size) % len(x) :][:batch_size]
+        total, ce, rr = rrr_loss(
+            probe, x[idx], y[idx], annotations[idx] if per_row else annotations, l2_grads
+        )
+        opt.zero_grad(set_to_none=True)
+        total.backward()
+        opt.step()
+    return rr.item() / max(ce.item(), 1e-12)
+
+
+class Round(NamedTuple):
+    """One round of find-another-explanation."""
+
+    model: nn.Module  #: the model trained in this round
+    annotations: Tensor  #: the bool mask it was trained under (union of earlier masks)
+    mask: Tensor  #: its own largest-gradient mask on the training set
+    history: pd.DataFrame  #: its training history
+
+
+def find_another_explanation(
+    make_model: Callable[[], nn.Module],
+    x: Tensor,
+    y: Tensor,
+    rounds: int,
+    l2_grads: float | Sequence[float],
+    cutoff: float = 0.67,
+    channel_dim: int | None = None,
+    annotations: Tensor | None = None,
+    eval_sets: Mapping[str, tuple[Tensor, Tensor]] | None = None,
+    **fit_kwargs,
+) -> list[Round]:
+    """Train models that are right for *different* reasons, one round at a time.
+
+    Round 0 trains with ``annotations`` (default: none). After each round, the model's
+    :func:`largest_gradient_mask` on the whole training set is OR-ed into the annotations of
+    the next round, so round i+1 may not use what rounds 0..i relied on most.
+
+    Args:
+        make_model: returns a fresh model (already on ``x``'s device).
+        x, y: training set ``(N, ...)``, ``(N,)``.
+        rounds: number of models to train (>= 1).
+        l2_grads: λ1, one number or one per round (the paper raises it in later rounds).
+        cutoff, channel_dim: passed to :func:`largest_gradient_mask`.
+        annotations: bool ``(N, ...)`` to start from (default all False).
+        eval_sets, fit_kwargs: passed to :func:`fit_rrr`.
+
+    Returns:
+        a list of ``rounds`` :class:`Round` s.
+    """
+    if not isinstance(rounds, int) or rounds < 1:
+        raise ValueError(f"rounds must be a positive int, got {rounds!r}")
+    lams = [l2_grads] * rounds if isinstance(l2_grads, int | float) else list(l2_grads)
+    if len(lams) != rounds:
+        raise ValueError(f"l2_grads must be a number or {rounds} numbers, got {len(lams)}")
+    if annotations is None:
+        annotations = torch.zeros_like(x, dtype=torch.bool)
+    elif annotations.shape != x.shape:
+        raise ValueError(
+            f"annotations must have x's shape {tuple(x.shape)}, got {tuple(annotations.shape)}"
+        )
+    annotations = annotations.to(device=x.device, dtype=torch.bool)
+    out: list[Round] = []
+    for lam in lams:
+        model = make_model()
+        history = fit_rrr(model, x, y, annotations, lam, eval_sets=eval_sets, **fit_kwargs)
+        model.eval()
+        mask = largest_gradient_mask(_batched_input_gradients(model, x), cutoff, channel_dim)
+        out.append(Round(model, annotations, mask, history))
+        annotations = annotations | mask
+    return out
+
+
+def _batched_input_gradients(model: nn.Module, x: Tensor, batch_size: int = 2048) -> Tensor:
+    return torch.cat(
+        [input_gradients(model, x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
+    )

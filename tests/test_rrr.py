@@ -1,0 +1,288 @@
+"""Unit tests of hvnotes.rrr, the notebook 03 data and checkers: each formula is compared with an
+independent computation (central finite differences, a loop reference, a closed form)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from hvnotes import checks, datasets, models, rrr
+
+
+@pytest.fixture
+def net():
+    torch.manual_seed(0)
+    return models.mlp(5, (6, 4), 3).double()
+
+
+@pytest.fixture
+def batch():
+    gen = torch.Generator().manual_seed(1)
+    x = torch.randn(8, 5, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (8,), generator=gen)
+    a = torch.rand(8, 5, generator=gen) < 0.5
+    return x, y, a
+
+
+def sum_log_probs(model, x):
+    """Per-example Σ_k log softmax(model(x))_k, ``(N,)``."""
+    return torch.log_softmax(model(x), dim=1).sum(dim=1)
+
+
+def fd_input_gradients(model, x, f=sum_log_probs, h=1e-6):
+    """Central finite differences of a per-example scalar ``f`` with respect to each input."""
+    grads = torch.zeros_like(x)
+    with torch.no_grad():
+        for d in range(x.shape[1]):
+            step = torch.zeros_like(x)
+            step[:, d] = h
+            grads[:, d] = (f(model, x + step) - f(model, x - step)) / (2 * h)
+    return grads
+
+
+def test_input_gradients_match_finite_differences(net, batch):
+    x, _, _ = batch
+    got = rrr.input_gradients(net, x)
+    assert got.shape == x.shape and not got.requires_grad
+    torch.testing.assert_close(got, fd_input_gradients(net, x), rtol=1e-6, atol=1e-8)
+
+
+def test_input_gradients_of_max_prob_match_finite_differences(net, batch):
+    x, _, _ = batch
+
+    def max_prob(model, xx):
+        return torch.softmax(model(xx), dim=1).max(dim=1).values
+
+    got = rrr.input_gradients(net, x, quantity="max_prob")
+    torch.testing.assert_close(got, fd_input_gradients(net, x, max_prob), rtol=1e-6, atol=1e-8)
+
+
+def test_gradient_of_summed_probabilities_vanishes(net, batch):
+    x, _, _ = batch
+    assert rrr.input_gradients(net, x, quantity="sum_probs").abs().max() < 1e-12
+    # while the log-probability sum, RRR's choice, does not vanish
+    assert rrr.input_gradients(net, x).abs().max() > 1e-3
+
+
+def test_rr_term_matches_loop_over_finite_difference_gradients(net, batch):
+    x, y, a = batch
+    _, _, rr = rrr.rrr_loss(net, x, y, a, 3.0)
+    g = fd_input_gradients(net, x)
+    expected = 3.0 * sum(((a[n] * g[n]) ** 2).sum() for n in range(len(x))) / len(x)
+    torch.testing.assert_close(rr.detach(), expected, rtol=1e-6, atol=1e-10)
+
+
+def test_rr_parameter_gradient_matches_finite_differences(net, batch):
+    x, y, a = batch
+    _, _, rr = rrr.rrr_loss(net, x, y, a, 1.0)
+    params = list(net.parameters())
+    grads = torch.autograd.grad(rr, params)
+    gen = torch.Generator().manual_seed(2)
+    h = 1e-6
+    for p, g in zip(params, grads, strict=True):
+        for flat in torch.randint(0, p.numel(), (4,), generator=gen).tolist():
+            old = p.view(-1)[flat].item()
+            values = []
+            for value in (old + h, old - h, old):  # the last one restores the parameter
+                with torch.no_grad():
+                    p.view(-1)[flat] = value
+                values.append(rrr.rrr_loss(net, x, y, a, 1.0)[2].item())
+            up, down = values[:2]
+            assert g.view(-1)[flat].item() == pytest.approx(
+                (up - down) / (2 * h), rel=1e-4, abs=1e-8
+            )
+
+
+def test_zero_annotations_reduce_to_cross_entropy(net, batch):
+    x, y, a = batch
+    for mask in (torch.zeros_like(a), torch.zeros(5, dtype=torch.bool)):
+        total, ce, rr = rrr.rrr_loss(net, x, y, mask, 100.0)
+        expected = -torch.log_softmax(net(x), dim=1)[torch.arange(len(y)), y].mean()
+        torch.testing.assert_close(ce, expected)
+        torch.testing.assert_close(total, expected)
+        assert rr.item() == 0.0
+
+
+def test_shared_mask_equals_repeated_per_row_mask(net, batch):
+    x, y, a = batch
+    shared = a[0]
+    torch.testing.assert_close(
+        rrr.rrr_loss(net, x, y, shared, 2.0)[2],
+        rrr.rrr_loss(net, x, y, shared.expand_as(a), 2.0)[2],
+    )
+
+
+@pytest.mark.parametrize("shape", [(8, 4), (7, 5), (5, 8), (8, 5, 1), (3,)])
+def test_mismatched_annotations_raise(net, batch, shape):
+    x, y, _ = batch
+    with pytest.raises(ValueError, match="annotations"):
+        rrr.rrr_loss(net, x, y, torch.zeros(shape, dtype=torch.bool), 1.0)
+
+
+def test_annotations_that_would_grow_the_batch_raise(net, batch):
+    x, y, _ = batch
+    with pytest.raises(ValueError, match="annotations"):
+        rrr.rrr_loss(net, x[:1], y[:1], torch.zeros(8, 5, dtype=torch.bool), 1.0)
+
+
+def test_bad_arguments_raise(net, batch):
+    x, y, a = batch
+    with pytest.raises(ValueError, match="l2_grads"):
+        rrr.rrr_loss(net, x, y, a, -1.0)
+    with pytest.raises(ValueError, match="annotations"):
+        rrr.rrr_loss(net, x, y, a.double() * 0.5, 1.0)
+    with pytest.raises(TypeError, match="annotations"):
+        rrr.rrr_loss(net, x, y, a.tolist(), 1.0)
+    with pytest.raises(ValueError, match="quantity"):
+        rrr.input_gradients(net, x, quantity="logits")
+    with pytest.raises(ValueError, match="cutoff"):
+        rrr.largest_gradient_mask(x, cutoff=1.0)
+
+
+def test_largest_gradient_mask_matches_loop():
+    gen = torch.Generator().manual_seed(4)
+    g = torch.randn(5, 3, 4, 3, generator=gen)
+    got = rrr.largest_gradient_mask(g, 0.67)
+    for n in range(len(g)):
+        assert torch.equal(got[n], g[n].abs() > 0.67 * g[n].abs().max())
+    per_pixel = rrr.largest_gradient_mask(g, 0.67, channel_dim=-1)
+    assert torch.equal(per_pixel, got.any(dim=-1, keepdim=True).expand_as(got))
+    assert not rrr.largest_gradient_mask(torch.zeros(2, 3)).any()
+
+
+def test_gradient_mass_closed_form():
+    g = torch.tensor([[1.0, -3.0, 0.0, 4.0], [0.0, 0.0, 0.0, 0.0]])
+    region = torch.tensor([False, True, True, False])
+    torch.testing.assert_close(rrr.gradient_mass(g, region), torch.tensor([3.0 / 8.0, 0.0]))
+
+
+def shortcut_data(n=400):
+    """Feature 0 equals the label (a perfect shortcut); feature 1 is a noisy copy."""
+    gen = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 2, (n,), generator=gen)
+    x = torch.stack(
+        [y.float() * 2 - 1, (y.float() * 2 - 1) + 0.7 * torch.randn(n, generator=gen)], 1
+    )
+    return x, y
+
+
+def test_fit_rrr_keeps_per_row_annotations_with_their_rows():
+    x, y = shortcut_data()
+    reliance = {}
+    for name, mask in [
+        ("none", torch.zeros_like(x, dtype=torch.bool)),
+        ("shortcut", x.new_zeros(x.shape).bool()),
+    ]:
+        if name == "shortcut":
+            mask[:, 0] = True
+        torch.manual_seed(0)
+        model = torch.nn.Linear(2, 2)
+        history = rrr.fit_rrr(
+            model, x, y, mask, 10.0, epochs=30, batch_size=64, lr=1e-2, progress=False
+        )
+        assert list(history.columns[:4]) == ["epoch", "loss", "ce", "rr"]
+        assert len(history.attrs["steps"]) == 30 * 7
+        w = model.weight.detach()
+        reliance[name] = (w[1, 0] - w[0, 0]).abs().item() / (w[1] - w[0]).abs().sum().item()
+    assert reliance["none"] > 0.5  # the shortcut is the easy reason
+    assert reliance["shortcut"] < 0.05  # annotated away: the model uses the noisy feature
+
+
+def test_find_another_explanation_unions_masks():
+    x, y = shortcut_data(200)
+    rounds = rrr.find_another_explanation(
+        lambda: torch.nn.Linear(2, 2), x, y, 2, [1.0, 1.0], epochs=2, progress=False
+    )
+    assert len(rounds) == 2 and not rounds[0].annotations.any()
+    assert torch.equal(rounds[1].annotations, rounds[0].mask)
+    assert rounds[0].mask.dtype == torch.bool and rounds[0].mask.shape == x.shape
+
+
+def test_rr_ce_ratio_grows_linearly_in_lambda(net, batch):
+    x, y, a = batch
+    torch.manual_seed(0)
+    r1 = rrr.rr_ce_ratio(net, x, y, a, 1.0, steps=1, batch_size=8)
+    r10 = rrr.rr_ce_ratio(net, x, y, a, 10.0, steps=1, batch_size=8)
+    assert r10 == pytest.approx(10 * r1, rel=1e-9)  # one step: measured before any update
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+
+def test_toy_colors_rules_each_predict_the_label():
+    data = datasets.toy_colors(300, 300, seed=1)
+    palette = torch.as_tensor(datasets.TOY_COLORS_PALETTE, dtype=torch.float32)
+    for x, y in [(data.x_train, data.y_train), (data.x_test, data.y_test)]:
+        assert x.shape == (300, 5, 5, 3)
+        assert ((x[:, :, :, None, :] - palette).abs().sum(-1) < 1e-6).any(-1).all()
+        for img, label in zip(x, y, strict=True):
+            corners = {tuple(img[r, c].tolist()) for r, c in [(0, 0), (0, 4), (4, 0), (4, 4)]}
+            top = [tuple(img[0, c].tolist()) for c in (1, 2, 3)]
+            assert (len(corners) == 1) == (label == 0)
+            assert (len(set(top)) == 3) == (label == 0)
+    assert data.corners.sum() == 12 and data.top_middle.sum() == 9
+    assert 0.4 < data.y_train.float().mean() < 0.6
+
+
+def test_add_swatch_paints_the_corner_with_the_digit_shade():
+    images = torch.rand(4, 10, 12)
+    out, masks = datasets.add_swatch(
+        images, torch.tensor([0, 9, 3, 5]), torch.tensor([0, 1, 2, 3]), 3
+    )
+    assert masks.sum(dim=(1, 2)).tolist() == [9, 9, 9, 9]
+    assert masks[0, :3, :3].all() and masks[1, :3, -3:].all()
+    assert masks[2, -3:, :3].all() and masks[3, -3:, -3:].all()
+    assert out[1][masks[1]].unique().tolist() == pytest.approx([(255 - 225) / 255])
+    assert torch.equal(out[~masks], images[~masks])
+    with pytest.raises(ValueError, match="corners"):
+        datasets.add_swatch(images, torch.zeros(4, dtype=torch.long), torch.full((4,), 4), 3)
+
+
+def test_decoy_digits_shade_is_label_in_train_and_random_in_test():
+    data = datasets.decoy_digits(seed=0)
+    shade = lambda x, a: torch.stack([img[m].mean() for img, m in zip(x, a, strict=True)])  # noqa: E731
+    assert torch.allclose(shade(data.x_train, data.a_train), datasets.swatch_shade(data.y_train))
+    agree = (shade(data.x_test, data.a_test) - datasets.swatch_shade(data.y_test)).abs() < 1e-6
+    assert agree.float().mean() < 0.25  # about 1 in 10 by chance
+    assert torch.equal(data.x_train[~data.a_train], data.clean_train[~data.a_train])
+
+
+def test_iris_cancer_shapes_and_annotations():
+    data = datasets.iris_cancer(seed=0)
+    assert data.x_train.shape == (67, 34) and data.x_test.shape == (33, 34)
+    assert data.annotations.tolist() == [True] * 4 + [False] * 30
+    assert data.x_train.mean(0).abs().max() < 1e-4
+
+
+# --- checkers -------------------------------------------------------------------------------
+
+
+def reference_penalty(model, x, annotations, l2_grads):
+    y = torch.zeros(len(x), dtype=torch.long)
+    return rrr.rrr_loss(model, x, y, annotations, l2_grads)[2]
+
+
+def no_double_backprop(model, x, annotations, l2_grads):
+    g = rrr.input_gradients(model, x)  # detached: the penalty cannot train the model
+    return l2_grads * ((annotations * g) ** 2).sum(dim=1).mean()
+
+
+def probability_sum(model, x, annotations, l2_grads):
+    g = rrr.input_gradients(model, x, create_graph=True, quantity="sum_probs")
+    return l2_grads * ((annotations * g) ** 2).sum(dim=1).mean()
+
+
+def test_penalty_checker_passes_reference_and_fails_wrong_answers(capsys):
+    assert checks.check_rrr_penalty(reference_penalty)
+    assert capsys.readouterr().out == "✓ rrr_penalty: 4/4 checks passed\n"
+    assert not checks.check_rrr_penalty(no_double_backprop)
+    assert not checks.check_rrr_penalty(probability_sum)
+
+
+def test_mask_checker_passes_reference_and_fails_wrong_answers(capsys):
+    assert checks.check_largest_gradient_mask(rrr.largest_gradient_mask)
+    assert capsys.readouterr().out == "✓ largest_gradient_mask: 4/4 checks passed\n"
+    assert not checks.check_largest_gradient_mask(lambda g, c: g.abs() > c * g.abs().max())
+    assert not checks.check_largest_gradient_mask(
+        lambda g, c: g > c * g.flatten(1).max(1).values.view(-1, 1, 1)
+    )
