@@ -1,0 +1,42 @@
+"""pyproject.toml and environment.yml must list the same packages, so the two routes never drift."""
+
+import re
+from pathlib import Path
+
+import tomllib
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+CONDA_TO_PYPI = {"pytorch": "torch"}  # conda-forge names that differ from PyPI's
+NOT_PACKAGES = {"python", "pip"}
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ]", requirement.strip(), maxsplit=1)[0].lower()
+
+
+def pyproject_packages() -> set[str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] + project["optional-dependencies"]["dev"]
+    return {_name(r) for r in requirements}
+
+
+def conda_packages() -> set[str]:
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    names = {_name(d) for d in env["dependencies"] if isinstance(d, str)}
+    return {CONDA_TO_PYPI.get(n, n) for n in names} - NOT_PACKAGES
+
+
+def test_conda_environment_lists_the_same_packages_as_pyproject():
+    assert conda_packages() == pyproject_packages()
+
+
+def test_conda_environment_uses_conda_forge_only():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    assert env["channels"] == ["conda-forge"]
+
+
+def test_name_parser_sees_through_version_specifiers():
+    assert _name("torch>=2.2") == "torch"
+    assert _name("nbval==0.11.0") == _name("nbval=0.11.0") == "nbval"
+    assert _name("pytest>=8.1,<10") == "pytest"
