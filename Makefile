@@ -33,8 +33,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# Containers and course servers often run as root, which JupyterLab refuses without this flag.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
+
 lab: install
-	env -u TQDM_DISABLE -u MPLBACKEND $(BIN)/jupyter lab --notebook-dir=notebooks $(JUPYTER_ARGS)
+	env -u TQDM_DISABLE -u MPLBACKEND $(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG) $(JUPYTER_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
