@@ -87,7 +87,7 @@ def _check_stacked(xs, ys) -> tuple[int, int]:
 def required_agreement(tau: float, n_envs: int) -> int:
     """Smallest ``|sum_e sign(g_e)|`` that passes ``|mean_e sign(g_e)| >= tau`` with ``n_envs`` envs.
 
-    The mask compares integer sign counts, so ``tau = k / E`` is exact (``0.7 * 10`` is
+    The mask compares integer sign counts, so ``tau = k / E`` is exact (``0.28 * 25`` is
     ``7.000000000000001`` in floating point; we forgive rounding below 1e-9).
     """
     tau = _check_tau(tau)

@@ -94,10 +94,15 @@ def test_and_mask_counts_zero_gradients_against_agreement():
 
 
 def test_tau_quantisation_is_exact_at_k_over_E():
-    # 10 envs, 7 agree vs 3: |mean sign| = 0.4; 0.7 * 10 = 7.000000000000001 in floating point
-    g = torch.tensor([1.0] * 7 + [0.0] * 3).reshape(10, 1)  # 7 positive, 3 silent
-    assert andmask.and_mask(g, 0.7).item() == 1.0
-    assert andmask.and_mask(g, 0.7000001).item() == 0.0
+    # 25 envs, 16 up and 9 down: |sum sign| = 7; 0.28 * 25 = 7.000000000000001 in floating point
+    assert 0.28 * 25 > 7
+    g = torch.tensor([1.0] * 16 + [-1.0] * 9, dtype=torch.float64).reshape(25, 1)
+    assert andmask.and_mask(g, 0.28).item() == 1.0
+    assert andmask.and_mask(g, 7 / 25).item() == 1.0
+    assert andmask.and_mask(g, 0.2801).item() == 0.0
+    g10 = torch.tensor([1.0] * 7 + [0.0] * 3).reshape(10, 1)  # 7 vote, 3 silent
+    assert andmask.and_mask(g10, 0.7).item() == 1.0
+    assert andmask.and_mask(g10, 0.7000001).item() == 0.0
     assert andmask.required_agreement(0.7, 10) == 7
     assert andmask.required_agreement(0.5, 4) == 2
     assert andmask.required_agreement(0.0, 4) == 0
@@ -452,3 +457,44 @@ def test_random_label_digits_keep_class_counts():
     assert (d.y_random == d.y_true).float().mean() < 0.2  # the image-label link is gone
     with pytest.raises(ValueError, match="fraction"):
         datasets.random_label_digits(fraction=0.0)
+
+
+# ---------------------------------------------------------------------------------------------
+# Exercise checkers: pass on the reference, fail on plausible wrong answers
+
+
+def test_check_and_mask_accepts_reference_and_rejects_mistakes(capsys):
+    from hvnotes import checks
+
+    assert checks.check_and_mask(andmask.and_mask)
+    assert capsys.readouterr().out.startswith("✓ and_mask: 7/7 checks passed")
+
+    def naive_count(g, tau):  # 7 >= 0.28 * 25 is False in floating point
+        return (g.sign().sum(0).abs() >= tau * g.shape[0]).float()
+
+    def no_abs(g, tau):  # forgets that agreeing on "down" is agreement too
+        return (g.sign().mean(0) >= tau).float()
+
+    def zero_counts_for(g, tau):  # treats sign(0) as +1
+        return (torch.where(g >= 0, 1.0, -1.0).mean(0).abs() >= tau).float()
+
+    def strict(g, tau):  # > instead of >=
+        return (g.sign().sum(0).abs() > tau * g.shape[0]).float()
+
+    for wrong in (naive_count, no_abs, zero_counts_for, strict):
+        assert not checks.check_and_mask(wrong), wrong.__name__
+    assert "✗ and_mask" in capsys.readouterr().out
+
+
+def test_check_keep_probability_accepts_reference_and_rejects_mistakes(capsys):
+    from hvnotes import checks
+
+    assert checks.check_keep_probability(andmask.keep_probability)
+    assert capsys.readouterr().out.startswith("✓ keep_probability: 7/7 checks passed")
+
+    def one_sided(n, tau):  # forgets the all-negative side
+        need = math.ceil(n * (1 + tau) / 2 - 1e-9)
+        return sum(math.comb(n, j) for j in range(need, n + 1)) / 2**n
+
+    assert not checks.check_keep_probability(one_sided)
+    assert not checks.check_keep_probability(lambda n, tau: 0.5**n)
