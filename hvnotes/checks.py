@@ -277,3 +277,69 @@ def check_project(fn: Callable) -> bool:
 
 
 # === Notebook 06 checkers ===
+
+
+def check_fourier_concentration(fn: Callable) -> bool:
+    """Check a learner's ``fn(embed, k)``: the fraction of a ``(..., p, d)`` table's non-constant
+    energy in its top ``k`` frequencies along the token axis (reference:
+    :func:`hvnotes.phenomena.fourier_concentration`)."""
+    import math
+
+    import torch
+
+    from hvnotes.phenomena import fourier_concentration
+
+    def value(out) -> torch.Tensor:
+        return torch.as_tensor(out, dtype=torch.float64)
+
+    def waves(p, amplitudes, d=5, seed=0):  # sum of cos(2 pi f t / p + phase_j), one per freq
+        gen = torch.Generator().manual_seed(seed)
+        t = torch.arange(p, dtype=torch.float64)[:, None]
+        table = torch.zeros(p, d, dtype=torch.float64)
+        for f, amp in amplitudes.items():
+            phase = torch.rand(d, generator=gen, dtype=torch.float64) * 2 * math.pi
+            table += amp * torch.cos(2 * math.pi * f * t / p + phase)
+        return table
+
+    def one_wave():
+        out = value(fn(waves(31, {5: 1.0}), 1))
+        assert torch.allclose(out, torch.tensor(1.0, dtype=torch.float64), atol=1e-4), (
+            f"a single wave at frequency 5 should give 1.0 for k=1, got {out.item():.4f}"
+        )
+
+    def two_waves():
+        out = value(fn(waves(31, {3: 2.0, 7: 1.0}), 1))
+        assert torch.allclose(out, torch.tensor(0.8, dtype=torch.float64), atol=1e-4), (
+            "waves of amplitude 2 and 1: the top frequency holds 4/(4+1) = 0.8 of the energy, "
+            f"got {out.item():.4f} (did you square the magnitudes?)"
+        )
+
+    def constant_ignored():
+        table = waves(31, {3: 2.0, 7: 1.0}) + 10.0
+        out = value(fn(table, 1))
+        assert torch.allclose(out, torch.tensor(0.8, dtype=torch.float64), atol=1e-4), (
+            f"a constant offset must not count (leave frequency 0 out), got {out.item():.4f}"
+        )
+
+    def random_tables():
+        gen = torch.Generator().manual_seed(1)
+        for p, k in [(31, 4), (37, 6), (15, 2)]:
+            table = torch.randn(3, p, 8, generator=gen)
+            want = fourier_concentration(table, k).double()
+            out = value(fn(table, k))
+            assert out.shape == want.shape, (
+                f"shape {tuple(out.shape)}, expected {tuple(want.shape)}"
+            )
+            assert torch.allclose(out, want, atol=1e-4), (
+                f"p={p}, k={k}: got {out.tolist()}, expected {want.tolist()}"
+            )
+
+    return run_checks(
+        "fourier_concentration",
+        [
+            ("one wave, k=1", one_wave),
+            ("two waves, k=1", two_waves),
+            ("constant offset", constant_ignored),
+            ("random tables, batched (3, p, d)", random_tables),
+        ],
+    )

@@ -88,3 +88,87 @@ class DualHeadMLP(nn.Module):
 
 
 # === Notebook 06: the grokking model ===
+import torch  # noqa: E402  (kept inside this section: see the header of the file)
+
+
+class GrokMLP(nn.Module):
+    """``K`` independent copies of the grokking MLP, stored stacked and trained side by side.
+
+    One copy: a shared token embedding ``E`` ``(p, d)``; the pair ``(a, b)`` becomes
+    ``[E[a], E[b]]`` ``(2d,)`` -> ``Linear(2d, h)`` -> ReLU -> ``Linear(h, p)``: logits for
+    ``(a + b) mod p``. Stacking ``K`` copies (``embed`` ``(K, p, d)``, ``w1`` ``(K, 2d, h)``,
+    ``w2`` ``(K, h, p)``, biases ``(K, h)``, ``(K, p)``) turns a sweep of ``K`` settings into one
+    batched matrix product per layer; the copies never share a number.
+
+    Initialisation follows PyTorch's defaults (``nn.Embedding``: N(0, 1); ``nn.Linear``:
+    U(±1/sqrt(fan_in)) for weight and bias), each copy drawn from its own seed and multiplied by
+    its own ``init_scale`` (Omnigrok's knob).
+
+    Args:
+        p: vocabulary size (the modulus).
+        embed_dim, hidden: ``d`` and ``h``.
+        seeds: one seed per copy; ``K = len(seeds)``.
+        init_scale: one float for every copy, or one per copy.
+    """
+
+    def __init__(
+        self,
+        p: int,
+        embed_dim: int = 32,
+        hidden: int = 128,
+        seeds: Sequence[int] = (0,),
+        init_scale: float | Sequence[float] = 1.0,
+    ) -> None:
+        super().__init__()
+        for name, value in {"p": p, "embed_dim": embed_dim, "hidden": hidden}.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+                raise ValueError(f"{name} must be an int >= 2, got {value!r}")
+        seeds = [int(s) for s in seeds]
+        if not seeds:
+            raise ValueError("seeds must hold at least one seed (one per model copy)")
+        k = len(seeds)
+        scales = (
+            [float(init_scale)] * k if isinstance(init_scale, int | float) else list(init_scale)
+        )
+        if len(scales) != k or any(s <= 0 for s in scales):
+            raise ValueError(
+                f"init_scale must be a positive float or {k} of them, got {init_scale!r}"
+            )
+        self.p, self.embed_dim, self.hidden, self.n_models = p, embed_dim, hidden, k
+
+        def uniform(shape, fan_in, gen):
+            return (torch.rand(shape, generator=gen) * 2 - 1) / fan_in**0.5
+
+        tensors = {"embed": [], "w1": [], "b1": [], "w2": [], "b2": []}
+        for seed, scale in zip(seeds, scales, strict=True):
+            gen = torch.Generator().manual_seed(seed)
+            tensors["embed"].append(torch.randn(p, embed_dim, generator=gen) * scale)
+            tensors["w1"].append(uniform((2 * embed_dim, hidden), 2 * embed_dim, gen) * scale)
+            tensors["b1"].append(uniform((hidden,), 2 * embed_dim, gen) * scale)
+            tensors["w2"].append(uniform((hidden, p), hidden, gen) * scale)
+            tensors["b2"].append(uniform((p,), hidden, gen) * scale)
+        for name, parts in tensors.items():
+            self.register_parameter(name, nn.Parameter(torch.stack(parts)))
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Logits ``(K, N, p)`` for token pairs ``a``, ``b`` (long, values in ``[0, p)``).
+
+        ``a`` and ``b`` are ``(N,)`` (the same pairs for every copy) or ``(K, N)`` (each copy
+        its own pairs, e.g. its own training split).
+        """
+        if (
+            a.shape != b.shape
+            or a.dim() not in (1, 2)
+            or (a.dim() == 2 and len(a) != self.n_models)
+        ):
+            raise ValueError(
+                f"a and b must both have shape (N,) or ({self.n_models}, N), "
+                f"got {tuple(a.shape)} and {tuple(b.shape)}"
+            )
+        if a.dim() == 1:
+            x = torch.cat([self.embed[:, a], self.embed[:, b]], dim=-1)  # (K, N, 2d)
+        else:
+            k = torch.arange(self.n_models, device=a.device)[:, None]
+            x = torch.cat([self.embed[k, a], self.embed[k, b]], dim=-1)  # (K, N, 2d)
+        h = torch.relu(torch.baddbmm(self.b1[:, None], x, self.w1))  # (K, N, h)
+        return torch.baddbmm(self.b2[:, None], h, self.w2)  # (K, N, p)
