@@ -3,6 +3,8 @@
 #   make test     lint + unit tests + every notebook under nbval (what CI runs)
 #   make execute  refresh the committed notebook outputs (the only way outputs are written)
 #   make bench    time every notebook on this machine (prints a table, writes nothing)
+#   make student  write the learner copies (solutions removed) to notebooks/exercises/
+#   make book     build the static site offline into build/book/_build/html/
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -23,14 +25,14 @@ export PYTHONHASHSEED := 0
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
          --nbval-cell-timeout=600 --nbval-kernel-startup-timeout=120
 
-.PHONY: install lab test lint unit nbtest execute bench clean
+.PHONY: install lab test lint unit nbtest execute bench student book browser clean
 
 install: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(TORCH)"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet -e ".[dev,book]"
 	touch $(STAMP)
 
 # Containers and course servers often run as root, which JupyterLab refuses without this flag.
@@ -43,7 +45,8 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-unit: install
+# Unit tests include the learner copies and the built site (pages, links, a Chromium screenshot).
+unit: install book browser
 	$(BIN)/python -m pytest tests -q
 
 nbtest: install
@@ -57,5 +60,19 @@ execute: install
 bench: install
 	$(BIN)/python scripts/run_notebooks.py $(NB)
 
+student: install
+	$(BIN)/python -m hvnotes.student
+
+book: install
+	$(BIN)/python scripts/build_book.py
+
+# Debian's chromium for the screenshot test: installed when we are root with apt (as in CI),
+# otherwise that test is skipped.
+browser:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium not found: the site screenshot test will be skipped"; fi; }
+
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache build

@@ -1,0 +1,127 @@
+"""The static site, checked as a reader would meet it.
+
+Needs the site built by ``make book`` (``make test`` builds it first); skipped when it is absent,
+so ``pytest tests`` alone still runs everywhere. The screenshot test needs Debian's chromium
+(``make test`` installs it when run as root, as in CI).
+"""
+
+import html.parser
+import shutil
+import subprocess
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import pytest
+
+from hvnotes import student
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "build" / "book" / "_build" / "html"
+SHOTS = ROOT / "build" / "screenshots"
+
+pytestmark = pytest.mark.skipif(
+    not (HTML / "index.html").exists(), reason="site not built: run `make book`"
+)
+
+
+class PageParser(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.links, self.images, self.h1, self._in_h1 = [], [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "a" and attrs.get("href"):
+            self.links.append(attrs["href"])
+        if tag in ("img", "script") and attrs.get("src"):
+            (self.images if tag == "img" else self.links).append(attrs["src"])
+        if tag == "link" and attrs.get("href"):
+            self.links.append(attrs["href"])
+        self._in_h1 = self._in_h1 or tag == "h1"
+
+    def handle_endtag(self, tag):
+        if tag == "h1":
+            self._in_h1 = False
+
+    def handle_data(self, data):
+        if self._in_h1 and data.strip():
+            self.h1.append(data.strip())
+
+
+def parse(page: Path) -> PageParser:
+    parser = PageParser()
+    parser.feed(page.read_text())
+    return parser
+
+
+def notebook_titles() -> dict[str, str]:
+    import nbformat
+
+    titles = {}
+    for path in student.sources():
+        first = nbformat.read(path, as_version=4).cells[0].source.splitlines()[0]
+        titles[path.stem] = first.lstrip("# ").strip()
+    return titles
+
+
+@pytest.mark.parametrize("stem", sorted(notebook_titles()))
+def test_every_notebook_has_a_page_with_its_title_and_a_figure(stem):
+    page = HTML / f"{stem}.html"
+    assert page.exists(), f"{page.name} missing from the site"
+    parsed = parse(page)
+    assert any(
+        notebook_titles()[stem] in h.replace("\u00b6", "").strip() or h in notebook_titles()[stem]
+        for h in parsed.h1
+    ), parsed.h1
+    figures = [src for src in parsed.images if src.startswith("_images/") or "/_images/" in src]
+    assert figures, f"{page.name} shows no figure"
+
+
+def test_no_page_links_to_a_missing_file():
+    missing = []
+    for page in HTML.rglob("*.html"):
+        if page.relative_to(HTML).parts[0] in ("_static", "_sources"):
+            continue  # theme templates, not pages
+        parsed = parse(page)
+        for ref in parsed.links + parsed.images:
+            url = urlparse(ref)
+            if url.scheme or url.netloc or not url.path or ref.startswith("#"):
+                continue  # external links and in-page anchors
+            target = (page.parent / unquote(url.path)).resolve()
+            if not target.exists():
+                missing.append(f"{page.relative_to(HTML)} -> {ref}")
+    assert not missing, "\n".join(missing[:20])
+
+
+def test_intro_page_is_the_readme():
+    parsed = parse(HTML / "intro.html")
+    assert any("hard to vary" in h.lower() for h in parsed.h1)
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
+@pytest.mark.parametrize("page", ["intro.html", "00_map.html"])
+def test_headless_chromium_renders_the_page(page, tmp_path):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SHOTS / page.replace(".html", ".png")
+    shot.unlink(missing_ok=True)
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path}",
+        "--hide-scrollbars",
+        "--window-size=1280,1000",
+        f"--screenshot={shot}",
+    ]
+    subprocess.run(
+        [CHROMIUM, *flags, (HTML / page).as_uri()], check=True, timeout=120, capture_output=True
+    )
+    assert shot.exists() and shot.stat().st_size > 20_000, "the screenshot is missing or blank"
