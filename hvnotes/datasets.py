@@ -128,7 +128,9 @@ def add_label_tab(images: Tensor, tab: Tensor, brightness: float = 3.0) -> Tenso
         raise ValueError(f"tab must have shape ({len(images)},), got {tuple(tab.shape)}")
     width = images.shape[2] + 2
     if len(tab) and (int(tab.min()) < 0 or int(tab.max()) >= width):
-        raise ValueError(f"tab positions must lie in [0, {width}), got {int(tab.min())}..{int(tab.max())}")
+        raise ValueError(
+            f"tab positions must lie in [0, {width}), got {int(tab.min())}..{int(tab.max())}"
+        )
     if not brightness > 0:
         raise ValueError(f"brightness must be > 0, got {brightness!r}")
     framed = torch.nn.functional.pad(images, (1, 1, 1, 1))
