@@ -44,6 +44,42 @@ def run_checks(name: str, cases: Sequence[Case]) -> bool:
 # === Notebook 01 checkers ===
 
 
+def check_quadratic_inconsistency(fn) -> bool:
+    """Check a learner's ``fn(hessians, eps)`` (``hessians`` ``(E, n, n)``, positive definite)
+    against :func:`hvnotes.consistency.quadratic_inconsistency`."""
+    import numpy as np
+
+    from hvnotes import consistency
+
+    rng = np.random.default_rng(2021)
+
+    def spd(n):
+        q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+        return (q * rng.uniform(0.05, 2.0, size=n)) @ q.T
+
+    def agrees(hessians, eps, what):
+        def case():
+            got = float(fn(np.array(hessians), eps))
+            want = consistency.quadratic_inconsistency(np.array(hessians), eps)
+            assert np.isclose(got, want, rtol=1e-6), f"{what}: expected {want:.4g}, got {got:.4g}"
+
+        return case
+
+    paper = [np.diag([0.05, 1.0]), np.diag([1.0, 0.05])]
+    same = spd(2)
+    cases = [
+        ("the paper's example diag(.05, 1), diag(1, .05), eps = .01", agrees(paper, 0.01, "paper")),
+        ("identical environments give eps", agrees([same, same], 0.05, "identical")),
+        ("order of environments does not matter", agrees(paper[::-1], 0.01, "swapped")),
+    ]
+    cases += [
+        (f"random non-diagonal pair {i}", agrees([spd(2), spd(2)], 0.02, f"pair {i}"))
+        for i in range(3)
+    ]
+    cases.append(("three environments in 3-D", agrees([spd(3) for _ in range(3)], 0.1, "3 envs")))
+    return run_checks("quadratic_inconsistency", cases)
+
+
 # === Notebook 02 checkers ===
 
 

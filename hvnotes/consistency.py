@@ -1,0 +1,466 @@
+"""Consistency of minima (Parascandolo et al., ICLR 2021, section 2): the epsilon-inconsistency
+score, the Hessian view of it, and the optimisers whose endpoints it judges.
+
+Read top to bottom:
+
+1. **Landscapes** on a 2-parameter grid. Every loss function takes parameters ``theta`` of shape
+   ``(..., 2)`` (or ``(..., 6)`` for the patchwork network) and returns the per-environment losses
+   stacked first: ``(E, ...)``. ``evaluate_on_grid`` turns one into an array ``(E, n1, n2)``.
+2. **The score** ``inconsistency_score(env_losses, star, eps)`` on such a grid (connected
+   components of the epsilon-sublevel set, with ``scipy.ndimage.label``), and its closed form for
+   quadratic losses, ``quadratic_inconsistency(hessians, eps)``.
+3. **Hessian means**: the arithmetic mean ("logical OR"), the geometric or Karcher mean ("logical
+   AND") and the volume ratio ``det(arithmetic) / det(geometric)`` the paper reads as inconsistency.
+4. **Optimisers**: gradient descent and AND-masked gradient descent from a cloud of starting
+   points, trajectories returned, and the ILC estimate ``-mean I^eps(endpoint)``.
+
+Grids use ``"ij"`` indexing: ``env_losses[e, i, j]`` is environment ``e``'s loss at
+``theta = (axes[0][i], axes[1][j])``; transpose for ``plt.contourf(x, y, Z)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from scipy import ndimage
+from torch import Tensor
+
+from hvnotes.andmask import and_mask
+
+__all__ = [
+    "PATCHWORK_THETA",
+    "arithmetic_mean",
+    "crossing_valleys",
+    "evaluate_on_grid",
+    "geometric_mean",
+    "gradient_descent",
+    "ilc",
+    "inconsistency_score",
+    "landing_sites",
+    "nearest_index",
+    "patchwork_losses",
+    "patchwork_net",
+    "patchwork_target",
+    "quadratic_inconsistency",
+    "quadratic_losses",
+    "volume_ratio",
+]
+
+#: ``(E, ...)`` losses of parameters ``(..., d)``.
+LossFn = Callable[[Tensor], Tensor]
+
+
+def _as_numpy(x, name: str) -> np.ndarray:
+    if isinstance(x, Tensor):
+        x = x.detach().cpu().numpy()
+    try:
+        arr = np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array of numbers, got {type(x).__name__}") from None
+    return arr
+
+
+def _check_eps(eps) -> float:
+    if isinstance(eps, bool) or not isinstance(eps, int | float | np.floating | np.integer):
+        raise ValueError(f"eps must be a positive finite number, got {eps!r}")
+    if not np.isfinite(eps) or eps <= 0:
+        raise ValueError(f"eps must be a positive finite number, got {eps!r}")
+    return float(eps)
+
+
+def _check_theta(theta: Tensor, d: int) -> None:
+    if not isinstance(theta, Tensor):
+        raise TypeError(f"theta must be a Tensor of shape (..., {d}), got {type(theta).__name__}")
+    if theta.ndim < 1 or theta.shape[-1] != d:
+        raise ValueError(f"theta must have shape (..., {d}), got {tuple(theta.shape)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. Landscapes
+# ---------------------------------------------------------------------------------------------
+
+
+def crossing_valleys(
+    theta: Tensor, p: float = 3.0, width: float = 0.6, sigma: float = 1.3
+) -> Tensor:
+    """Two environments whose pooled loss has two zero-loss minima, only one of them shared.
+
+    ``L_e(theta) = b(theta) * (1 - v_e(theta))`` with
+
+    * a bowl both environments share, centred at the origin and saturating at 1:
+      ``b = 1 - exp(-|theta|^2 / (2 sigma^2))``;
+    * a private valley per environment, ``v_A = 1 / (1 + ((theta_1 - p) / width)^2)`` (a
+      vertical line ``theta_1 = p``) and ``v_B`` the same in ``theta_2`` (a horizontal line).
+
+    Environment A is fitted perfectly at the origin *and anywhere on its line*; so is B on its
+    own line. The pooled loss ``(L_A + L_B) / 2`` is zero only at the origin ``C = (0, 0)``, a
+    bowl in both environments, and at ``P = (p, p)``, where two unrelated lines happen to cross:
+    P exists only after pooling (training on A alone lands on P with probability zero).
+
+    Args:
+        theta: ``(..., 2)``.
+
+    Returns:
+        ``(2, ...)``: the losses of environments A and B.
+    """
+    _check_theta(theta, 2)
+    bowl = 1 - torch.exp(-(theta**2).sum(-1) / (2 * sigma**2))
+    valley_a = 1 / (1 + ((theta[..., 0] - p) / width) ** 2)
+    valley_b = 1 / (1 + ((theta[..., 1] - p) / width) ** 2)
+    return torch.stack([bowl * (1 - valley_a), bowl * (1 - valley_b)])
+
+
+def quadratic_losses(theta: Tensor, hessians) -> Tensor:
+    """Quadratic environments sharing the minimum ``theta* = 0``: ``L_e = theta^T H_e theta / 2``.
+
+    Args:
+        theta: ``(..., n)``.
+        hessians: ``(E, n, n)`` symmetric positive semi-definite matrices.
+
+    Returns:
+        ``(E, ...)``.
+    """
+    h = torch.as_tensor(_check_hessians(hessians), dtype=theta.dtype, device=theta.device)
+    _check_theta(theta, h.shape[-1])
+    return 0.5 * torch.einsum("...i,eij,...j->e...", theta, h, theta)
+
+
+#: The paper's patchwork fit (App. A.1). The text prints theta_2 = -50, its figure -45; -45 puts
+#: the first sigmoid's step in the middle of the ramp on [0.4, 0.5], as the construction intends.
+PATCHWORK_THETA = (100.0, -45.0, 100.0, -75.0, 1.0, 1.0)
+
+
+def patchwork_target(x: Tensor) -> Tensor:
+    """The paper's piecewise-linear target on [0, 1]: 0, ramp to 1 on [.4, .5], 1, ramp to 2 on
+    [.7, .8], 2. Same shape as ``x``."""
+    return torch.clamp(10 * (x - 0.4), 0, 1) + torch.clamp(10 * (x - 0.7), 0, 1)
+
+
+def patchwork_net(theta: Tensor, x: Tensor) -> Tensor:
+    """Two sigmoid neurons: ``theta5 s(theta1 x + theta2) + theta6 s(theta3 x + theta4)``.
+
+    Args:
+        theta: ``(..., 6)``.
+        x: ``(N,)``.
+
+    Returns:
+        ``(..., N)``.
+    """
+    _check_theta(theta, 6)
+    t = [theta[..., i, None] for i in range(6)]
+    return t[4] * torch.sigmoid(t[0] * x + t[1]) + t[5] * torch.sigmoid(t[2] * x + t[3])
+
+
+def patchwork_losses(theta: Tensor, n_points: int = 200) -> Tensor:
+    """Mean squared error of :func:`patchwork_net` in environment A (``x`` in [0, 0.5)) and B
+    (``x`` in [0.5, 1]), on ``n_points`` evenly spaced inputs each.
+
+    Args:
+        theta: ``(..., 6)``.
+
+    Returns:
+        ``(2, ...)``.
+    """
+    if not isinstance(n_points, int) or n_points < 2:
+        raise ValueError(f"n_points must be an int >= 2, got {n_points!r}")
+    _check_theta(theta, 6)
+    dtype, device = theta.dtype, theta.device
+    xs = [
+        torch.linspace(0, 0.5, n_points + 1, dtype=dtype, device=device)[:-1],
+        torch.linspace(0.5, 1, n_points, dtype=dtype, device=device),
+    ]
+    return torch.stack(
+        [((patchwork_net(theta, x) - patchwork_target(x)) ** 2).mean(-1) for x in xs]
+    )
+
+
+def evaluate_on_grid(loss_fn: LossFn, axes: Sequence) -> np.ndarray:
+    """Evaluate ``loss_fn`` on the grid spanned by ``axes`` (``"ij"`` indexing).
+
+    Args:
+        loss_fn: maps ``(..., d)`` parameters to ``(E, ...)`` losses.
+        axes: ``d`` one-dimensional coordinate arrays of lengths ``n_1, ..., n_d``.
+
+    Returns:
+        float64 array ``(E, n_1, ..., n_d)``.
+    """
+    axes = [torch.as_tensor(_as_numpy(a, "axes"), dtype=torch.float64) for a in axes]
+    if not axes or any(a.ndim != 1 or len(a) < 2 for a in axes):
+        raise ValueError("axes must be a sequence of 1-D coordinate arrays of length >= 2")
+    theta = torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
+    with torch.no_grad():
+        return loss_fn(theta).cpu().numpy()
+
+
+def nearest_index(axes: Sequence, theta) -> tuple[int, ...]:
+    """Grid index ``(i, j, ...)`` of the grid point nearest to ``theta`` ``(d,)``."""
+    theta = _as_numpy(theta, "theta").reshape(-1)
+    if len(theta) != len(axes):
+        raise ValueError(f"theta must have {len(axes)} coordinates, got {len(theta)}")
+    return tuple(
+        int(np.abs(_as_numpy(a, "axes") - t).argmin()) for a, t in zip(axes, theta, strict=True)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. The epsilon-inconsistency score
+# ---------------------------------------------------------------------------------------------
+
+
+def inconsistency_score(env_losses, star, eps: float) -> float:
+    """The epsilon-inconsistency ``I^eps(theta*)`` of the paper's eq. (1), on a grid.
+
+    For every ordered pair of environments ``(e, e')``, ``e != e'``: take ``N_e``, the connected
+    component containing ``theta*`` of ``{theta : |L_e(theta) - L_e(theta*)| <= eps}`` (all the
+    parameters environment ``e`` cannot tell apart from ``theta*``), and the largest
+    ``|L_e'(theta) - L_e(theta*)|`` over it. The score is the largest of these.
+    (Pairs with ``e = e'`` contribute at most ``eps`` and can never change the result.)
+
+    Components are found with ``scipy.ndimage.label`` with full connectivity (diagonal
+    neighbours touch). A component that is unbounded in parameter space (a flat valley) is
+    **clipped to the grid**: the score is then the value on the grid, a lower bound of the true
+    one, and grows with the grid. The grid must also be fine enough to resolve the
+    ``eps``-sublevel set around ``theta*`` (small ``eps`` needs fine grids).
+
+    Args:
+        env_losses: ``(E, *grid)`` with ``E >= 2``: each environment's loss on one grid.
+        star: grid index of ``theta*`` (a tuple of ``len(grid)`` ints).
+        eps: tolerance > 0.
+
+    Returns:
+        the score, a float ``>= 0``.
+    """
+    losses = _as_numpy(env_losses, "env_losses")
+    if losses.ndim < 2 or losses.shape[0] < 2:
+        raise ValueError(
+            f"env_losses must have shape (E, *grid) with E >= 2, got {tuple(losses.shape)}"
+        )
+    if not np.isfinite(losses).all():
+        raise ValueError("env_losses must be finite (found NaN or inf)")
+    eps = _check_eps(eps)
+    grid = losses.shape[1:]
+    star = _check_star(star, grid)
+    structure = ndimage.generate_binary_structure(len(grid), len(grid))
+    score = 0.0
+    for e in range(losses.shape[0]):
+        at_star = losses[e][star]
+        labels, _ = ndimage.label(np.abs(losses[e] - at_star) <= eps, structure=structure)
+        component = labels == labels[star]
+        for e2 in range(losses.shape[0]):
+            if e2 != e:
+                score = max(score, float(np.abs(losses[e2][component] - at_star).max()))
+    return score
+
+
+def _check_star(star, grid: tuple[int, ...]) -> tuple[int, ...]:
+    if isinstance(star, Tensor | np.ndarray):
+        star = star.tolist()
+    if isinstance(star, int | np.integer):
+        star = (star,)
+    try:
+        star = tuple(star)
+    except TypeError:
+        raise ValueError(f"star must be a grid index: a tuple of {len(grid)} ints") from None
+    if len(star) != len(grid) or not all(
+        isinstance(i, int | np.integer) and not isinstance(i, bool) for i in star
+    ):
+        raise ValueError(f"star must be a grid index: a tuple of {len(grid)} ints, got {star!r}")
+    if not all(0 <= i < n for i, n in zip(star, grid, strict=True)):
+        raise ValueError(f"star {star} is outside the grid of shape {grid}")
+    return tuple(int(i) for i in star)
+
+
+def _check_hessians(hessians) -> np.ndarray:
+    h = _as_numpy(hessians, "hessians")
+    if h.ndim != 3 or h.shape[1] != h.shape[2] or h.shape[0] < 1:
+        raise ValueError(f"hessians must have shape (E, n, n), got {tuple(h.shape)}")
+    if not np.isfinite(h).all():
+        raise ValueError("hessians must be finite (found NaN or inf)")
+    scale = max(1.0, float(np.abs(h).max()))
+    if not np.allclose(h, h.transpose(0, 2, 1), atol=1e-10 * scale):
+        raise ValueError("hessians must be symmetric matrices")
+    if np.linalg.eigvalsh(h).min() < -1e-10 * scale:
+        raise ValueError("hessians must be positive semi-definite (a minimum's curvature)")
+    return h
+
+
+def quadratic_inconsistency(hessians, eps: float) -> float:
+    """Closed form of ``I^eps(0)`` for quadratic losses ``L_e = theta^T H_e theta / 2``.
+
+    Environment ``e``'s epsilon-region is the ellipsoid ``theta^T H_e theta <= 2 eps``; the most
+    ``L_e'`` gets on it is ``eps * lambda_max(H_e^-1 H_e')`` (a generalised Rayleigh quotient).
+    So ``I^eps = eps * max_{e != e'} lambda_max(H_e^-1 H_e')``; for diagonal Hessians this is
+    ``eps * max_i max(l_i^A / l_i^B, l_i^B / l_i^A)`` (the paper's Prop. 3).
+    If some ``H_e`` is flat (singular) in a direction where another ``H_e'`` curves, ``e``'s
+    region is unbounded there while ``L_e'`` grows without limit: the score is ``inf``.
+
+    Args:
+        hessians: ``(E, n, n)`` with ``E >= 2``, symmetric positive semi-definite.
+        eps: tolerance > 0.
+    """
+    h = _check_hessians(hessians)
+    if h.shape[0] < 2:
+        raise ValueError(f"hessians must have shape (E, n, n) with E >= 2, got {h.shape}")
+    eps = _check_eps(eps)
+    worst = 0.0
+    for e in range(len(h)):
+        vals, vecs = np.linalg.eigh(h[e])
+        tol = 1e-12 * max(1.0, float(np.abs(vals).max()))
+        flat, curved = vecs[:, vals <= tol], vecs[:, vals > tol]
+        # H_e^{-1/2} restricted to the directions where e curves at all
+        whiten = curved / np.sqrt(vals[vals > tol])
+        for e2 in range(len(h)):
+            if e2 == e:
+                continue
+            if flat.shape[1] and np.abs(flat.T @ h[e2] @ flat).max() > tol:
+                return float("inf")
+            if curved.shape[1]:
+                worst = max(worst, float(np.linalg.eigvalsh(whiten.T @ h[e2] @ whiten).max()))
+    return eps * worst
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. Arithmetic ("OR") and geometric ("AND") means of Hessians
+# ---------------------------------------------------------------------------------------------
+
+
+def _check_spd(hessians) -> np.ndarray:
+    h = _check_hessians(hessians)
+    if np.linalg.eigvalsh(h).min() <= 0:
+        raise ValueError("hessians must be positive definite for the geometric mean")
+    return h
+
+
+def _sym_fn(m: np.ndarray, fn) -> np.ndarray:
+    vals, vecs = np.linalg.eigh(m)
+    return (vecs * fn(vals)) @ vecs.T
+
+
+def arithmetic_mean(hessians) -> np.ndarray:
+    """``(H_1 + ... + H_E) / E``: the pooled loss's curvature, a "logical OR" (a direction is
+    steep if *any* environment is steep in it). ``(E, n, n) -> (n, n)``."""
+    return _check_hessians(hessians).mean(axis=0)
+
+
+def geometric_mean(hessians, tol: float = 1e-12, max_iter: int = 200) -> np.ndarray:
+    """Karcher (Riemannian geometric) mean of SPD matrices: the ``X`` with
+    ``sum_e log(X^-1/2 H_e X^-1/2) = 0``; a "logical AND" (a direction is steep only if *every*
+    environment is). For commuting matrices it is ``exp(mean_e log H_e)``, for two matrices
+    ``A # B = A^1/2 (A^-1/2 B A^-1/2)^1/2 A^1/2``. Computed by the fixed-point iteration
+    ``X <- X^1/2 exp(mean_e log(X^-1/2 H_e X^-1/2)) X^1/2``. ``(E, n, n) -> (n, n)``."""
+    h = _check_spd(hessians)
+    x = h.mean(axis=0)
+    for _ in range(max_iter):
+        root = _sym_fn(x, np.sqrt)
+        inv_root = _sym_fn(x, lambda v: 1 / np.sqrt(v))
+        step = np.mean([_sym_fn(inv_root @ he @ inv_root, np.log) for he in h], axis=0)
+        x = root @ _sym_fn(step, np.exp) @ root
+        x = (x + x.T) / 2
+        if np.linalg.norm(step) < tol:
+            break
+    return x
+
+
+def volume_ratio(hessians) -> float:
+    """``det(arithmetic mean) / det(geometric mean)`` (>= 1, equal to 1 iff all ``H_e`` agree).
+
+    The paper's Fig. 3 reads this as inconsistency: for ``diag(.05, 1)`` and ``diag(1, .05)`` it
+    is 5.5 ("the arithmetic mean is 5x bigger"). The ellipse ``theta^T H^-1 theta = 1`` has area
+    ``pi sqrt(det H)``, so the area ratio of the two drawn ellipses is the square root.
+    """
+    h = _check_spd(hessians)
+    return float(np.linalg.det(arithmetic_mean(h)) / np.linalg.det(geometric_mean(h)))
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. Optimisers and the ILC
+# ---------------------------------------------------------------------------------------------
+
+
+def gradient_descent(
+    loss_fn: LossFn,
+    theta0: Tensor,
+    steps: int,
+    lr: float,
+    tau: float | None = None,
+    weight_decay: float = 0.0,
+) -> Tensor:
+    """Full-batch gradient descent on the pooled loss from many starting points at once.
+
+    ``tau=None``: plain GD, ``theta <- theta - lr * (mean_e grad L_e + wd * theta)``.
+    ``tau`` in [0, 1]: AND-masked GD, the mean gradient is multiplied by
+    ``hvnotes.andmask.and_mask`` of the per-environment gradients (per point, per coordinate).
+    Weight decay is applied after the mask, as in the paper's code: masked coordinates still decay.
+
+    Args:
+        loss_fn: maps ``(N, d)`` parameters to ``(E, N)`` losses (points are independent).
+        theta0: ``(N, d)`` starting points.
+
+    Returns:
+        trajectories ``(steps + 1, N, d)`` (detached; ``[0]`` is ``theta0``, ``[-1]`` the endpoints).
+    """
+    if not isinstance(theta0, Tensor) or theta0.ndim != 2:
+        raise ValueError("theta0 must be a Tensor of shape (N, d)")
+    if not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be a non-negative int, got {steps!r}")
+    if not lr > 0:
+        raise ValueError(f"lr must be > 0, got {lr!r}")
+    if tau is not None and not 0 <= tau <= 1:
+        raise ValueError(f"tau must be None (plain GD) or in [0, 1], got {tau!r}")
+    theta = theta0.detach().clone()
+    path = [theta]
+    for _ in range(steps):
+        theta = theta.clone().requires_grad_(True)
+        losses = loss_fn(theta)
+        if losses.ndim != 2 or losses.shape[1] != theta.shape[0]:
+            raise ValueError(f"loss_fn must return (E, N) losses, got {tuple(losses.shape)}")
+        # points are independent, so d(sum_n L_e[n]) / d theta holds every point's gradient
+        env_grads = torch.stack(
+            [torch.autograd.grad(loss.sum(), theta, retain_graph=True)[0] for loss in losses]
+        )  # (E, N, d)
+        step = env_grads.mean(dim=0)
+        if tau is not None:
+            step = step * and_mask(env_grads, tau)
+        theta = (theta - lr * (step + weight_decay * theta)).detach()
+        path.append(theta)
+    return torch.stack(path)
+
+
+def landing_sites(endpoints, minima, radius: float) -> np.ndarray:
+    """Index of the minimum each endpoint lies within ``radius`` of, or -1 if none.
+
+    Args:
+        endpoints: ``(N, d)``; minima: ``(K, d)``.
+
+    Returns:
+        int array ``(N,)``.
+    """
+    pts, mins = _as_numpy(endpoints, "endpoints"), _as_numpy(minima, "minima")
+    dist = np.linalg.norm(pts[:, None, :] - mins[None, :, :], axis=-1)
+    return np.where(dist.min(axis=1) <= radius, dist.argmin(axis=1), -1)
+
+
+def ilc(env_losses, axes: Sequence, endpoints, eps: float) -> tuple[float, np.ndarray]:
+    """Invariant Learning Consistency estimate, eq. (2): ``-mean_n I^eps(endpoint_n)``.
+
+    Each endpoint is scored at its nearest grid point (scores are cached per grid point).
+
+    Args:
+        env_losses: ``(E, n_1, ..., n_d)`` on the grid ``axes``.
+        endpoints: ``(N, d)`` where an optimiser stopped from ``N`` random starts.
+
+    Returns:
+        ``(ilc, scores)`` with ``scores`` ``(N,)`` the inconsistency of each endpoint.
+    """
+    pts = _as_numpy(endpoints, "endpoints")
+    cache: dict[tuple[int, ...], float] = {}
+    scores = []
+    for pt in pts:
+        idx = nearest_index(axes, pt)
+        if idx not in cache:
+            cache[idx] = inconsistency_score(env_losses, idx, eps)
+        scores.append(cache[idx])
+    scores = np.asarray(scores)
+    return -float(scores.mean()), scores

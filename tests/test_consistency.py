@@ -1,0 +1,276 @@
+"""Tests of hvnotes.consistency against independent computations: a slow flood-fill reference of
+the score, generalised eigenvalues (scipy) and sampled ellipses for the closed form, scipy's
+matrix square root for the geometric mean, and the closed-form GD iteration on a quadratic."""
+
+from collections import deque
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+
+from hvnotes import checks
+from hvnotes import consistency as c
+
+
+def random_spd(rng, n=2, low=0.05, high=2.0):
+    q, _ = np.linalg.qr(rng.normal(size=(n, n)))
+    return (q * rng.uniform(low, high, size=n)) @ q.T
+
+
+def grid_for(hessians, eps, n=601, margin=1.15):
+    """A square grid that holds every environment's eps-ellipse theta^T H theta <= 2 eps."""
+    half = max(np.sqrt(2 * eps * np.diag(np.linalg.inv(h))).max() for h in hessians) * margin
+    return [np.linspace(-half, half, n)] * 2
+
+
+def slow_score(losses, star, eps):
+    """Reference: breadth-first flood fill with 8-neighbours, pure Python."""
+    n1, n2 = losses.shape[1:]
+    best = 0.0
+    for e in range(len(losses)):
+        ref = losses[e][star]
+        seen, todo = {star}, deque([star])
+        while todo:
+            i, j = todo.popleft()
+            for di in (-1, 0, 1):
+                for dj in (-1, 0, 1):
+                    nb = (i + di, j + dj)
+                    if 0 <= nb[0] < n1 and 0 <= nb[1] < n2 and nb not in seen:
+                        if abs(losses[e][nb] - ref) <= eps:
+                            seen.add(nb)
+                            todo.append(nb)
+        for e2 in range(len(losses)):
+            if e2 != e:
+                best = max(best, max(abs(losses[e2][p] - ref) for p in seen))
+    return best
+
+
+# --- the score on a grid ------------------------------------------------------------------
+
+
+def test_paper_example_grid_matches_closed_form():
+    hessians = np.array([np.diag([0.05, 1.0]), np.diag([1.0, 0.05])])
+    assert c.quadratic_inconsistency(hessians, 0.01) == pytest.approx(0.2)
+    axes = grid_for(hessians, 0.01)
+    losses = c.evaluate_on_grid(lambda t: c.quadratic_losses(t, hessians), axes)
+    star = c.nearest_index(axes, [0.0, 0.0])
+    assert c.inconsistency_score(losses, star, 0.01) == pytest.approx(0.2, rel=0.02)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_grid_matches_closed_form_on_random_spd_pairs(seed):
+    rng = np.random.default_rng(seed)
+    hessians = np.array([random_spd(rng), random_spd(rng)])
+    eps = 0.02
+    axes = grid_for(hessians, eps)
+    losses = c.evaluate_on_grid(lambda t: c.quadratic_losses(t, hessians), axes)
+    grid = c.inconsistency_score(losses, c.nearest_index(axes, [0.0, 0.0]), eps)
+    assert grid == pytest.approx(c.quadratic_inconsistency(hessians, eps), rel=0.03)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_closed_form_is_the_generalised_eigenvalue(seed):
+    rng = np.random.default_rng(10 + seed)
+    hessians = np.array([random_spd(rng, n=3) for _ in range(3)])
+    expected = max(
+        scipy.linalg.eigh(hessians[e2], hessians[e], eigvals_only=True).max()
+        for e in range(3)
+        for e2 in range(3)
+        if e != e2
+    )
+    assert c.quadratic_inconsistency(hessians, 0.1) == pytest.approx(0.1 * expected, rel=1e-9)
+
+
+def test_closed_form_by_sampling_the_ellipse_non_diagonal():
+    rng = np.random.default_rng(7)
+    h_a, h_b = random_spd(rng), random_spd(rng)
+    eps = 0.3
+    # boundary of {theta^T H_a theta = 2 eps}: theta = sqrt(2 eps) H_a^{-1/2} u, |u| = 1
+    angles = np.linspace(0, 2 * np.pi, 20001)
+    u = np.stack([np.cos(angles), np.sin(angles)])
+    theta = np.sqrt(2 * eps) * np.real(scipy.linalg.sqrtm(np.linalg.inv(h_a))) @ u
+    sampled_ab = (0.5 * np.einsum("in,ij,jn->n", theta, h_b, theta)).max()
+    theta = np.sqrt(2 * eps) * np.real(scipy.linalg.sqrtm(np.linalg.inv(h_b))) @ u
+    sampled_ba = (0.5 * np.einsum("in,ij,jn->n", theta, h_a, theta)).max()
+    closed = c.quadratic_inconsistency(np.array([h_a, h_b]), eps)
+    assert closed == pytest.approx(max(sampled_ab, sampled_ba), rel=1e-6)
+
+
+def test_identical_environments_score_eps():
+    h = np.array([[1.0, 0.3], [0.3, 0.5]])
+    assert c.quadratic_inconsistency(np.array([h, h]), 0.05) == pytest.approx(0.05)
+    axes = grid_for([h], 0.05, n=401)
+    losses = c.evaluate_on_grid(lambda t: c.quadratic_losses(t, np.array([h, h])), axes)
+    score = c.inconsistency_score(losses, c.nearest_index(axes, [0, 0]), 0.05)
+    assert score == pytest.approx(0.05, rel=1e-3) and score <= 0.05
+
+
+def test_singular_direction_gives_inf_and_shared_flat_direction_does_not():
+    flat_a = np.array([np.diag([0.0, 1.0]), np.eye(2)])
+    assert c.quadratic_inconsistency(flat_a, 0.01) == float("inf")
+    assert c.quadratic_inconsistency(flat_a[::-1], 0.01) == float("inf")
+    both_flat = np.array([np.diag([0.0, 1.0]), np.diag([0.0, 3.0])])
+    assert c.quadratic_inconsistency(both_flat, 0.01) == pytest.approx(0.03)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_score_matches_slow_flood_fill(seed):
+    rng = np.random.default_rng(seed)
+    # rough random landscapes: the eps-sublevel sets have many components
+    losses = np.cumsum(np.cumsum(rng.normal(size=(3, 25, 30)), axis=1), axis=2) / 10
+    star = (int(rng.integers(25)), int(rng.integers(30)))
+    for eps in (0.05, 0.3, 1.0):
+        assert c.inconsistency_score(losses, star, eps) == pytest.approx(
+            slow_score(losses, star, eps)
+        )
+
+
+def test_only_the_component_of_theta_star_counts():
+    x = np.linspace(-1, 6, 701)
+    env_a = np.minimum(x**2, (x - 5) ** 2)  # two zeros, separated by a hill
+    env_b = np.where(x > 2.5, 10.0, x**2)  # B hates the far zero
+    losses = np.stack([env_a, env_b])[:, :, None].repeat(3, axis=2)
+    star = (int(np.abs(x).argmin()), 1)
+    assert 0.09 < c.inconsistency_score(losses, star, 0.1) <= 0.1  # not 10: far zero ignored
+
+
+def test_unbounded_component_is_clipped_to_the_grid():
+    def small(t):
+        return c.crossing_valleys(t)
+
+    scores = []
+    for half in (4.0, 6.0):
+        axes = [np.linspace(-2, half, 201)] * 2
+        losses = c.evaluate_on_grid(small, axes)
+        scores.append(c.inconsistency_score(losses, c.nearest_index(axes, [3, 3]), 0.02))
+    assert scores[1] > scores[0] > 0.5  # the valley runs off the grid: a bigger grid sees more
+
+
+def test_invalid_arguments_name_the_argument():
+    losses = np.zeros((2, 5, 5))
+    with pytest.raises(ValueError, match="env_losses"):
+        c.inconsistency_score(np.zeros((1, 5, 5)), (0, 0), 0.1)
+    with pytest.raises(ValueError, match="eps"):
+        c.inconsistency_score(losses, (0, 0), 0.0)
+    with pytest.raises(ValueError, match="eps"):
+        c.inconsistency_score(losses, (0, 0), -1)
+    with pytest.raises(ValueError, match="star"):
+        c.inconsistency_score(losses, (5, 0), 0.1)
+    with pytest.raises(ValueError, match="star"):
+        c.inconsistency_score(losses, (0,), 0.1)
+    with pytest.raises(ValueError, match="env_losses"):
+        c.inconsistency_score(np.full((2, 3, 3), np.nan), (0, 0), 0.1)
+    with pytest.raises(ValueError, match="hessians"):
+        c.quadratic_inconsistency(np.eye(2)[None], 0.1)
+    with pytest.raises(ValueError, match="hessians"):
+        c.quadratic_inconsistency(np.array([[[1.0, 2.0], [0.0, 1.0]]] * 2), 0.1)
+    with pytest.raises(ValueError, match="hessians"):
+        c.quadratic_inconsistency(np.array([-np.eye(2), np.eye(2)]), 0.1)
+    with pytest.raises(ValueError, match="eps"):
+        c.quadratic_inconsistency(np.array([np.eye(2)] * 2), float("nan"))
+
+
+# --- Hessian means ------------------------------------------------------------------------
+
+
+def test_geometric_mean_of_two_matches_the_closed_form():
+    rng = np.random.default_rng(3)
+    a, b = random_spd(rng, n=3), random_spd(rng, n=3)
+    ra = np.real(scipy.linalg.sqrtm(a))
+    ira = np.linalg.inv(ra)
+    expected = ra @ np.real(scipy.linalg.sqrtm(ira @ b @ ira)) @ ra
+    np.testing.assert_allclose(c.geometric_mean(np.array([a, b])), expected, atol=1e-9)
+    np.testing.assert_allclose(c.geometric_mean(np.array([b, a])), expected, atol=1e-9)
+
+
+def test_geometric_mean_of_diagonals_is_elementwise_and_volume_ratio():
+    hessians = np.array([np.diag([0.05, 1.0]), np.diag([1.0, 0.05]), np.diag([0.5, 0.5])])
+    np.testing.assert_allclose(
+        c.geometric_mean(hessians),
+        np.diag(np.prod([[0.05, 1], [1, 0.05], [0.5, 0.5]], 0) ** (1 / 3)),
+    )
+    paper = hessians[:2]
+    assert c.volume_ratio(paper) == pytest.approx(0.525**2 / 0.05)  # 5.51, the paper's "5x"
+    assert c.volume_ratio(np.array([paper[0], paper[0]])) == pytest.approx(1.0)
+
+
+# --- optimisers ---------------------------------------------------------------------------
+
+
+def test_gradient_descent_on_a_quadratic_matches_the_iteration():
+    hessians = np.array([np.diag([1.0, 0.2]), np.diag([0.5, 0.6])])
+    theta0 = torch.tensor([[1.0, -2.0], [0.5, 0.5]], dtype=torch.float64)
+    path = c.gradient_descent(lambda t: c.quadratic_losses(t, hessians), theta0, 7, 0.3, None, 0.1)
+    step = np.eye(2) - 0.3 * (hessians.mean(0) + 0.1 * np.eye(2))
+    expected = theta0.numpy() @ np.linalg.matrix_power(step, 7).T
+    assert path.shape == (8, 2, 2)
+    np.testing.assert_allclose(path[-1].numpy(), expected, rtol=1e-12)
+
+
+def test_and_mask_with_tau_zero_is_plain_gd_and_tau_one_stops_disagreement():
+    theta0 = torch.rand(5, 2, dtype=torch.float64) * 4
+    plain = c.gradient_descent(c.crossing_valleys, theta0, 20, 0.3)
+    masked = c.gradient_descent(c.crossing_valleys, theta0, 20, 0.3, tau=0.0)
+    assert torch.equal(plain, masked)
+
+    # A pulls coordinate 0 up, B pulls it down; both pull coordinate 1 down
+    def opposed(t):
+        return torch.stack([t[:, 0] + t[:, 1], -t[:, 0] + t[:, 1]])
+
+    path = c.gradient_descent(opposed, torch.zeros(1, 2, dtype=torch.float64), 3, 0.1, tau=1.0)
+    np.testing.assert_allclose(path[-1].numpy(), [[0.0, -0.3]])
+
+
+def test_crossing_valleys_has_exactly_two_pooled_zeros():
+    axes = [np.linspace(-2, 5, 141)] * 2  # step 0.05: C = (0, 0) and P = (3, 3) are grid points
+    losses = c.evaluate_on_grid(c.crossing_valleys, axes)
+    pooled = losses.mean(0)
+    zeros = np.argwhere(pooled < 1e-12)
+    np.testing.assert_allclose(
+        [[axes[0][i], axes[1][j]] for i, j in zeros], [[0, 0], [3, 3]], atol=1e-9
+    )
+    line = c.crossing_valleys(torch.tensor([[3.0, y] for y in (-2.0, 0.5, 4.0)]))
+    assert line[0].abs().max() < 1e-12 and line[1].min() > 0.5  # A's valley, B's hill
+
+
+def test_ilc_and_landing_sites():
+    axes = [np.linspace(-2, 5, 176)] * 2
+    losses = c.evaluate_on_grid(c.crossing_valleys, axes)
+    ends = np.array([[0.0, 0.0], [3.0, 3.0], [0.01, 0.0]])
+    value, scores = c.ilc(losses, axes, ends, 0.02)
+    assert scores[0] == scores[2] < 0.05 < 0.5 < scores[1]
+    assert value == pytest.approx(-scores.mean())
+    sites = c.landing_sites(ends, [[0, 0], [3, 3]], 0.1)
+    assert sites.tolist() == [0, 1, 0]
+    assert c.landing_sites([[1.5, 1.5]], [[0, 0], [3, 3]], 0.1).tolist() == [-1]
+
+
+def test_patchwork_theta6_changes_only_environment_b():
+    theta = torch.tensor(c.PATCHWORK_THETA, dtype=torch.float64)
+    varied = theta.clone()
+    varied[5] = -0.5
+    base, moved = c.patchwork_losses(theta), c.patchwork_losses(varied)
+    assert base.max() < 0.01
+    assert abs(moved[0] - base[0]) < 1e-6 and moved[1] > 100 * base[1]
+
+
+# --- the exercise checker -----------------------------------------------------------------
+
+
+def test_checker_passes_reference_and_fails_wrong_answers(capsys):
+    assert checks.check_quadratic_inconsistency(c.quadratic_inconsistency)
+    assert capsys.readouterr().out.startswith("✓")
+
+    def diagonal_only(hessians, eps):  # right for the paper's example, wrong in general
+        h = np.asarray(hessians)
+        d = np.diagonal(h, axis1=1, axis2=2)
+        return eps * max((d[i] / d[j]).max() for i in range(len(h)) for j in range(len(h)))
+
+    def smallest(hessians, eps):  # lambda_min instead of lambda_max
+        h = np.asarray(hessians)
+        return eps * min(np.linalg.eigvals(np.linalg.solve(h[0], h[1])).real)
+
+    for wrong in (diagonal_only, smallest):
+        assert not checks.check_quadratic_inconsistency(wrong)
+        assert capsys.readouterr().out.startswith("✗")
