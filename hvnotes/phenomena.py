@@ -263,7 +263,9 @@ def run_grokking(
         (``embed``, ``w1``, ``b1``, ``w2``, ``b2``) and ``norm_total``; E1's ``primes_x<s>`` and
         ``primes_abs_x<s>`` (all parameters, each ``s`` in ``prime_scales``); E3's
         ``fourier_top<k>`` (the embedding) and ``fourier_top<k>_in`` (:func:`neuron_inputs`).
-        With ``return_model=True`` also the trained :class:`~hvnotes.models.GrokMLP`.
+        Rows come every ``eval_every`` steps, every ``eval_every // 5`` before that (so that a
+        log-step axis shows the early fit; only when ``eval_every >= 5``) and at the last step. With ``return_model=True``
+        also the trained :class:`~hvnotes.models.GrokMLP`.
     """
     lengths = {
         len(v) for v in (weight_decay, train_frac, seed, init_scale) if isinstance(v, Sequence)
@@ -347,7 +349,8 @@ def run_grokking(
             for w in model.parameters():
                 w.mul_(shrink.view(-1, *[1] * (w.dim() - 1)))
         opt.step()
-        if step % eval_every == 0 or step == steps:
+        early = eval_every >= 5 and step < eval_every and step % (eval_every // 5) == 0
+        if step % eval_every == 0 or early or step == steps:
             frames.append(evaluate(step))
     history = pd.concat(frames, ignore_index=True)
     return (history, model) if return_model else history
