@@ -312,6 +312,50 @@ def check_project(fn: Callable) -> bool:
     return run_checks("project", cases)
 
 
+# === Notebook 05 checkers ===
+
+
+def check_irm_penalty(fn: Callable) -> bool:
+    """``fn(logits, y)``: IRMv1's ``(d/ds CE(s * logits, y) at s = 1)^2``, differentiable."""
+    import torch
+
+    from hvnotes import benchmark
+
+    def same(seed: int, scale: float = 1.0):
+        def case():
+            g = torch.Generator().manual_seed(seed)
+            logits = (torch.randn(16, 10, generator=g) * scale).double()
+            y = torch.randint(0, 10, (16,), generator=g)
+            values, grads = [], []
+            for f in (fn, benchmark.irm_penalty):
+                z = logits.clone().requires_grad_(True)
+                out = f(z, y)
+                assert isinstance(out, torch.Tensor) and out.numel() == 1, "return a scalar"
+                assert out.requires_grad, (
+                    "the penalty must stay differentiable (create_graph=True): it is trained"
+                )
+                (grad,) = torch.autograd.grad(out.sum(), z)
+                values.append(out.detach().reshape(()))
+                grads.append(grad)
+            assert torch.allclose(values[0], values[1], rtol=1e-5, atol=1e-10), (
+                f"penalty {values[0].item():.4g}, expected {values[1].item():.4g}"
+            )
+            assert torch.allclose(grads[0], grads[1], rtol=1e-4, atol=1e-10), (
+                "value right but its gradient with respect to the logits is wrong"
+            )
+
+        return case
+
+    return run_checks(
+        "irm_penalty",
+        [
+            ("random logits", same(0)),
+            ("large logits (over-confident)", same(1, 5.0)),
+            ("small logits (under-confident)", same(2, 0.1)),
+        ],
+    )
+
+
 # === Notebook 06 checkers ===
 
 

@@ -509,3 +509,92 @@ def iris_cancer(seed: int = 0, test_fraction: float = 0.33) -> IrisCancer:
 
 
 # === Notebook 05: the shared shortcut benchmark ===
+
+
+class ShortcutDigits(NamedTuple):
+    """Digits in a frame whose pixels carry a per-environment code for the label.
+
+    ``H = W = 8 + 2 * width``. ``x_train`` ``(E, N, H, W)`` and ``y_train`` ``(E, N)``: ``N``
+    training digits in each of ``E`` environments. ``x_id`` ``(M, H, W)``: held-out digits with
+    the code of their own class in a random training environment (``env_id`` ``(M,)``);
+    ``x_shift``: the same digits with the code of a random class ``shift_class`` ``(M,)`` (the
+    shortcut broken); ``y_test`` ``(M,)``. ``shortcut`` bool ``(H, W)`` marks the frame (the
+    annotation "must not matter"); ``codes`` ``(E, 10, H, W)`` holds every environment's codes.
+    """
+
+    x_train: Tensor
+    y_train: Tensor
+    x_id: Tensor
+    x_shift: Tensor
+    y_test: Tensor
+    shortcut: Tensor
+    codes: Tensor
+    env_id: Tensor
+    shift_class: Tensor
+
+    def to(self, device) -> ShortcutDigits:
+        """The same data with every tensor on ``device``."""
+        return ShortcutDigits(*(t.to(device) for t in self))
+
+
+def shortcut_digits(
+    n_envs: int = 8,
+    width: int = 2,
+    density: float = 0.5,
+    brightness: float = 1.0,
+    seed: int = 0,
+    test_fraction: float = 0.25,
+) -> ShortcutDigits:
+    """The course's shared shortcut benchmark: 8x8 digits framed by a per-environment label code.
+
+    Each digit is padded with a frame ``width`` pixels wide. Environment ``e`` draws, for every
+    class ``c``, its own code: ``round(density * F)`` of the ``F`` frame pixels set to
+    ``brightness`` (the rest 0). A training digit of class ``c`` in environment ``e`` wears code
+    ``(e, c)``, so inside one environment the frame alone gives the label, but the rule is
+    different in every environment: a frame pixel that means "3" in one means "7" in another.
+    The digit's shape is the one rule all environments share. The training digits are shuffled
+    and dealt round-robin into the environments (``N = n_train // n_envs`` each; the few left
+    over are dropped), so every ``n_envs`` uses the same images.
+
+    Test digits come twice: ``x_id`` with the code of their own class in a random training
+    environment (the shortcut still works) and ``x_shift`` with the code of a uniformly random
+    class (it matches the label 10 % of the time: the shortcut is broken).
+    """
+    n_envs = _check_positive_int("n_envs", n_envs)
+    width = _check_positive_int("width", width)
+    if isinstance(density, bool) or not isinstance(density, int | float) or not 0 < density < 1:
+        raise ValueError(f"density must be a number strictly between 0 and 1, got {density!r}")
+    if not brightness > 0:
+        raise ValueError(f"brightness must be > 0, got {brightness!r}")
+    seed = _check_seed(seed)
+    split = load_digits(seed, test_fraction)
+    if n_envs > len(split.y_train):
+        raise ValueError(f"n_envs must be <= {len(split.y_train)} (one digit each), got {n_envs}")
+    rng = np.random.default_rng(seed + 5)
+    side = 8 + 2 * width
+    frame = torch.ones(side, side, dtype=torch.bool)
+    frame[width:-width, width:-width] = False
+    frame_idx = frame.flatten().nonzero().squeeze(1).numpy()
+    lit = max(1, round(density * len(frame_idx)))
+    codes = np.zeros((n_envs, 10, side * side), dtype=np.float32)
+    for e in range(n_envs):
+        for c in range(10):
+            codes[e, c, rng.permutation(frame_idx)[:lit]] = brightness
+    codes = torch.as_tensor(codes).view(n_envs, 10, side, side)
+
+    def framed(images: Tensor) -> Tensor:
+        return torch.nn.functional.pad(images, (width,) * 4)
+
+    per_env = len(split.y_train) // n_envs
+    order = torch.as_tensor(rng.permutation(len(split.y_train))[: per_env * n_envs])
+    order = order.view(per_env, n_envs).T  # round-robin: environment e gets order[e::n_envs]
+    y_train = split.y_train[order]  # (E, N)
+    x_train = framed(split.x_train[order]) + codes[torch.arange(n_envs)[:, None], y_train]
+    m = len(split.y_test)
+    env_id = torch.as_tensor(rng.integers(0, n_envs, m))
+    shift_class = torch.as_tensor(rng.integers(0, 10, m))
+    x_id = framed(split.x_test) + codes[env_id, split.y_test]
+    x_shift = framed(split.x_test) + codes[env_id, shift_class]
+    return ShortcutDigits(
+        x_train, y_train, x_id, x_shift, split.y_test, frame, codes, env_id, shift_class
+    )

@@ -1,0 +1,265 @@
+"""One shortcut benchmark, every method (notebook 05): train ERM, AND-mask, RRR and IRMv1 on the
+same data with the same model and budget, then ask each model *which reasons* it learned.
+
+Methods are small comparable units, as in DomainBed's ``algorithms.py``: each is one training
+step on an env-stacked batch ``xs`` ``(E, B, H, W)``, ``ys`` ``(E, B)``.
+
+* ``"ERM"``: cross-entropy on the pooled batch; needs nothing from the user.
+* ``"AND-mask"``: :func:`hvnotes.andmask.and_mask_step`; needs environments.
+* ``"RRR"``: :func:`hvnotes.rrr.rrr_loss` with the shortcut annotated; needs annotations.
+* ``"IRMv1"``: pooled cross-entropy plus each environment's squared gradient with respect to a
+  dummy scale on the logits (Arjovsky et al. 2019); needs environments.
+
+The reasons of a trained model are read three ways: input gradients (how much of their mass is on
+the shortcut), the :mod:`hvnotes.sst` checker (is the digit alone, or the frame alone, a
+sufficient reason?) and a post-hoc sufficient subset (greedy SIS) per image.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hvnotes import andmask, datasets, models, rrr, sst
+from hvnotes.datasets import ShortcutDigits
+from hvnotes.train import accuracy, predict
+
+METHODS = ("ERM", "AND-mask", "RRR", "IRMv1")
+
+
+def irm_penalty(logits: Tensor, y: Tensor) -> Tensor:
+    """IRMv1's penalty for one environment: ``(d/ds CE(s * logits, y) at s = 1)^2``.
+
+    Args:
+        logits: ``(B, C)``; y: ``(B,)``. Returns a scalar with a graph (it is trained through).
+    """
+    scale = torch.ones((), dtype=logits.dtype, device=logits.device, requires_grad=True)
+    (g,) = torch.autograd.grad(F.cross_entropy(logits * scale, y), scale, create_graph=True)
+    return g.square()
+
+
+def _step(method, model, opt, xs, ys, shortcut, step, hp) -> None:
+    """One training step of ``method`` on the env-stacked batch (``hp``: its hyperparameters)."""
+    if method == "AND-mask":
+        andmask.and_mask_step(model, F.cross_entropy, xs, ys, opt, tau=hp["tau"])
+        return
+    x, y = xs.flatten(0, 1), ys.flatten()
+    if method == "ERM":
+        loss = F.cross_entropy(model(x), y)
+    elif method == "RRR":
+        loss = rrr.rrr_loss(model, x, y, shortcut, hp["l2_grads"])[0]
+    else:  # IRMv1: penalty weight 1 during the warm-up, then large; rescaled as in the paper
+        logits = model(x).view(*ys.shape, -1)
+        ce = F.cross_entropy(logits.flatten(0, 1), y)
+        penalty = torch.stack(
+            [irm_penalty(le, ye) for le, ye in zip(logits, ys, strict=True)]
+        ).mean()
+        weight = 1.0 if step < hp["irm_anneal"] else hp["irm_weight"]
+        loss = (ce + weight * penalty) / max(1.0, weight)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def train(
+    method: str,
+    data: ShortcutDigits,
+    *,
+    steps: int = 300,
+    lr: float = 3e-3,
+    weight_decay: float = 1e-4,
+    hidden: tuple[int, ...] = (64,),
+    batch_per_env: int | None = None,
+    tau: float = 1.0,
+    l2_grads: float = 10.0,
+    irm_weight: float = 100.0,
+    irm_anneal: int = 100,
+    seed: int = 0,
+) -> nn.Module:
+    """Train a fresh ``models.mlp(H * W, hidden, 10)`` with ``method`` and return it (eval mode).
+
+    Every method gets the same model, initialisation (``seed``), optimizer (Adam with coupled
+    ``weight_decay``, which the AND-mask applies after its mask) and batches: ``steps`` steps on
+    ``batch_per_env`` examples of every environment (None: all of them, full batch).
+
+    Args:
+        method: one of :data:`METHODS`.
+        data: the benchmark (``x_train`` ``(E, N, H, W)``), on the device to train on.
+        tau: AND-mask agreement threshold; l2_grads: RRR's λ1 (the frame is annotated);
+        irm_weight, irm_anneal: IRMv1's penalty weight and the steps before it switches on.
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    n_envs, n_per_env = data.y_train.shape
+    if batch_per_env is not None and not 1 <= batch_per_env <= n_per_env:
+        raise ValueError(f"batch_per_env must be in [1, {n_per_env}] or None, got {batch_per_env}")
+    torch.manual_seed(seed)
+    model = models.mlp(math.prod(data.x_train.shape[2:]), hidden, 10).to(data.x_train.device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    hp = {"tau": tau, "l2_grads": l2_grads, "irm_weight": irm_weight, "irm_anneal": irm_anneal}
+    generator = torch.Generator().manual_seed(seed)
+    envs = torch.arange(n_envs, device=data.x_train.device)[:, None]
+    torch.set_flush_denormal(True)  # weight decay drives masked weights to denormals: slow
+    model.train()
+    for step in range(steps):
+        xs, ys = data.x_train, data.y_train
+        if batch_per_env is not None:
+            idx = torch.rand(n_envs, n_per_env, generator=generator).argsort(dim=1)
+            idx = idx[:, :batch_per_env].to(xs.device)
+            xs, ys = xs[envs, idx], ys[envs, idx]
+        _step(method, model, opt, xs, ys, data.shortcut, step, hp)
+    return model.eval()
+
+
+def sufficient_subsets(
+    model: nn.Module,
+    x: Tensor,
+    pool: Tensor,
+    min_rate: float = 0.9,
+    n_draws: int = 10,
+    seed: int = 0,
+) -> Tensor:
+    """A post-hoc sufficient subset per row: bool ``(N, H, W)``.
+
+    Pixels are ranked by the model's own saliency ``|d logit_c / dx|``; the subset is the
+    smallest top-k set that :func:`hvnotes.sst.topk_search` accepts under the *probabilistic*
+    notion: with the complement filled by the pixels of a random image from ``pool`` (other
+    training digits with their own frames), the prediction must survive in ``min_rate`` of
+    ``n_draws`` fills. (Under a constant baseline two or three pixels "suffice" for these
+    models: a weak notion, as notebook 04 showed.)
+    """
+    generator = torch.Generator().manual_seed(seed)
+    saliency = sst.attribution(model, x, "saliency")
+    return sst.topk_search(
+        model, x, saliency, "probabilistic", pool=pool, n_draws=n_draws, generator=generator,
+        min_rate=min_rate,
+    )  # fmt: skip
+
+
+def reasons(model: nn.Module, data: ShortcutDigits, n_explain: int = 16) -> dict[str, float]:
+    """One row of the results table: what ``model`` gets right and which reasons it uses.
+
+    Returns:
+        ``train``, ``id``, ``shift``: accuracies (training set, held-out digits with a working
+        shortcut, and with a broken one);
+        ``grad_on_frame``: mean fraction of the input gradient's mass
+        (:func:`hvnotes.rrr.gradient_mass`) on the frame, on the ``id`` digits;
+        ``digit_suff`` / ``frame_suff``: sufficiency rate (:func:`hvnotes.sst.sufficiency_rate`,
+        probabilistic, the rest taken from random training images) of the digit alone and of
+        the frame alone on the ``id`` digits;
+        for the :func:`sufficient_subsets` of the first ``n_explain`` ``id`` digits:
+        ``subset_size`` (fraction of pixels), ``subset_base`` (baseline-0 sufficiency rate),
+        ``subset_prob`` (probabilistic rate, re-checked with fresh draws), ``subset_on_frame``
+        (fraction of its pixels on the frame) and ``subset_has_frame`` (fraction of subsets
+        holding at least one frame pixel).
+    """
+    x_train, y_train = data.x_train.flatten(0, 1), data.y_train.flatten()
+    frame = data.shortcut
+    x = data.x_id[:n_explain]
+    keep = sufficient_subsets(model, x, x_train)
+    g = torch.Generator().manual_seed(1)
+    check = {"pool": x_train, "n_draws": 10, "generator": g}
+    kept = keep.flatten(1).sum(1).clamp_min(1)
+    return {
+        "train": accuracy(model, x_train, y_train),
+        "id": accuracy(model, data.x_id, data.y_test),
+        "shift": accuracy(model, data.x_shift, data.y_test),
+        "grad_on_frame": rrr.gradient_mass(rrr.input_gradients(model, data.x_id), frame)
+        .mean()
+        .item(),
+        "digit_suff": sst.sufficiency_rate(model, data.x_id, ~frame, "probabilistic", **check),
+        "frame_suff": sst.sufficiency_rate(model, data.x_id, frame, "probabilistic", **check),
+        "subset_size": sst.explanation_size(keep).mean().item(),
+        "subset_base": sst.sufficiency_rate(model, x, keep, "baseline"),
+        "subset_prob": sst.sufficiency_rate(model, x, keep, "probabilistic", **check),
+        "subset_on_frame": ((keep & frame).flatten(1).sum(1) / kept).mean().item(),
+        "subset_has_frame": (keep & frame).flatten(1).any(1).float().mean().item(),
+    }
+
+
+def results_table(trained: dict[str, nn.Module], data: ShortcutDigits, **kw) -> pd.DataFrame:
+    """:func:`reasons` of every trained model, one row per method (index ``method``)."""
+    rows = [{"method": name} | reasons(model, data, **kw) for name, model in trained.items()]
+    return pd.DataFrame(rows).set_index("method")
+
+
+def first_layer_agreement(model: nn.Module, data: ShortcutDigits) -> dict[str, float]:
+    """Do the environments agree on the first layer's gradient? Frame pixels vs digit pixels.
+
+    Per-environment gradients (:func:`hvnotes.andmask.env_gradients`, full training set) of the
+    first ``nn.Linear``'s weight ``(hidden, H * W)``; for each component the agreement
+    ``|mean_e sign(g_e)|``; returned as its mean over the columns of frame pixels and of digit
+    pixels (only pixels that are ever non-zero count).
+    """
+    grads = andmask.env_gradients(model, F.cross_entropy, data.x_train, data.y_train)
+    name = next(n for n, p in model.named_parameters() if p.ndim == 2)
+    agreement = grads[name].sign().mean(dim=0).abs()  # (hidden, H * W)
+    used = (data.x_train != 0).flatten(0, 1).any(0).flatten()
+    frame = data.shortcut.flatten()
+    return {
+        "frame": agreement[:, frame & used].mean().item(),
+        "digit": agreement[:, ~frame & used].mean().item(),
+    }
+
+
+def env_sweep(
+    env_counts, methods=("ERM", "AND-mask"), seed: int = 0, device=None, **train_kw
+) -> pd.DataFrame:
+    """Train each method on the benchmark built with each environment count.
+
+    Returns a long DataFrame with columns ``envs``, ``method``, ``id``, ``shift`` (accuracies)
+    and ``grad_on_frame``. Every count uses the same digits (only their partition differs).
+    """
+    rows = []
+    for n_envs in env_counts:
+        data = datasets.shortcut_digits(n_envs=n_envs, seed=seed).to(device or "cpu")
+        for method in methods:
+            model = train(method, data, seed=seed, **train_kw)
+            grads = rrr.input_gradients(model, data.x_id)
+            rows.append(
+                {
+                    "envs": int(n_envs),
+                    "method": method,
+                    "id": accuracy(model, data.x_id, data.y_test),
+                    "shift": accuracy(model, data.x_shift, data.y_test),
+                    "grad_on_frame": rrr.gradient_mass(grads, data.shortcut).mean().item(),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def seed_table(data: ShortcutDigits, methods=METHODS, seeds=(0, 1, 2), **train_kw) -> pd.DataFrame:
+    """Is each method's answer hard to vary across training seeds?
+
+    Trains every method with every seed and returns one row per method: ``shift_mean`` and
+    ``shift_std`` (shifted-test accuracy over seeds), ``seed_agreement`` (fraction of shifted
+    test digits on which all seeds predict the same class) and ``grad_on_frame`` (mean over
+    seeds).
+    """
+    rows = []
+    for method in methods:
+        preds, shift, mass = [], [], []
+        for seed in seeds:
+            model = train(method, data, seed=seed, **train_kw)
+            preds.append(predict(model, data.x_shift))
+            shift.append((preds[-1] == data.y_test).float().mean().item())
+            grads = rrr.input_gradients(model, data.x_id)
+            mass.append(rrr.gradient_mass(grads, data.shortcut).mean().item())
+        preds = torch.stack(preds)
+        rows.append(
+            {
+                "method": method,
+                "shift_mean": float(np.mean(shift)),
+                "shift_std": float(np.std(shift)),
+                "seed_agreement": (preds == preds[0]).all(0).float().mean().item(),
+                "grad_on_frame": float(np.mean(mass)),
+            }
+        )
+    return pd.DataFrame(rows).set_index("method")
