@@ -261,6 +261,7 @@ _PER_EXAMPLE = (
     nn.Softplus,
     nn.Flatten,
     nn.Identity,
+    nn.Dropout,  # an independent mask per element, hence per example
 )
 
 
