@@ -274,3 +274,32 @@ def test_checker_passes_reference_and_fails_wrong_answers(capsys):
     for wrong in (diagonal_only, smallest):
         assert not checks.check_quadratic_inconsistency(wrong)
         assert capsys.readouterr().out.startswith("✗")
+
+
+# --- figures (smoke tests: they draw, label their axes and carry a colour bar) ---------------
+
+
+def test_figures_draw_with_labels_and_colour_bars():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    axes = [np.linspace(-2, 5, 71)] * 2
+    losses = c.evaluate_on_grid(c.crossing_valleys, axes)
+    stars = [c.nearest_index(axes, [0, 0]), c.nearest_index(axes, [3, 3])]
+    for fig in (
+        c.plot_landscapes(losses, axes, minima=[[0, 0], [3, 3]]),
+        c.plot_components(losses, axes, stars, 0.05),
+    ):
+        panels, bars = fig.axes[:-1], fig.axes[-1]
+        assert all(ax.get_xlabel() for ax in panels) and panels[0].get_ylabel()
+        assert bars.get_ylabel()  # the colour bar's label
+        plt.close(fig)
+    with pytest.raises(ValueError, match="env_losses"):
+        c.plot_components(np.zeros((3, 5, 5)), [np.arange(5)] * 2, [(0, 0)], 0.1)
+    fig, ax = plt.subplots()
+    path = c.gradient_descent(c.crossing_valleys, torch.tensor([[1.0, 1.0], [3.2, 3.1]]), 3, 0.3)
+    c.plot_paths(ax, path, c.landing_sites(path[-1], [[0, 0], [3, 3]], 0.5))
+    assert len(ax.lines) == 6
+    plt.close(fig)
