@@ -319,6 +319,10 @@ class ToyColors(NamedTuple):
     corners: Tensor
     top_middle: Tensor
 
+    def to(self, device) -> ToyColors:
+        """The same data with every tensor on ``device``."""
+        return ToyColors(*(t.to(device) for t in self))
+
 
 def _toy_colors_images(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Colour indices ``(n, 5, 5)`` and labels; both rules hold, vectorised over rows.
@@ -478,8 +482,12 @@ class IrisCancer(NamedTuple):
     y_test: Tensor
     annotations: Tensor
 
+    def to(self, device) -> IrisCancer:
+        """The same data with every tensor on ``device``."""
+        return IrisCancer(*(t.to(device) for t in self))
 
-def iris_cancer(seed: int = 0, test_fraction: float = 0.33) -> IrisCancer:
+
+def iris_cancer(seed: int = 0, test_fraction: float = 0.33, standardize: bool = True) -> IrisCancer:
     """Iris-Cancer (Ross et al. 2017): two data sets glued side by side, one label for both.
 
     Label 0 pairs an Iris versicolor with a malignant tumour, label 1 a virginica with a benign
@@ -500,6 +508,8 @@ def iris_cancer(seed: int = 0, test_fraction: float = 0.33) -> IrisCancer:
         random_state=_check_seed(seed), stratify=y,
     )  # fmt: skip
     mean, std = x_tr.mean(axis=0), x_tr.std(axis=0) + 1e-8
+    if not standardize:
+        mean, std = np.zeros_like(mean), np.ones_like(std)
     as_x = lambda a: torch.as_tensor((a - mean) / std, dtype=torch.float32)  # noqa: E731
     annotations = torch.zeros(34, dtype=torch.bool)
     annotations[:4] = True

@@ -80,7 +80,7 @@ def _per_example(log_probs: Tensor, quantity: str) -> Tensor:
 
 
 def _check_annotations(annotations, x: Tensor) -> Tensor:
-    """``annotations`` as a float 0/1 tensor that broadcasts to ``x`` without growing it."""
+    """``annotations`` as a bool tensor on ``x``'s device that broadcasts to ``x`` without growing it."""
     if not isinstance(annotations, Tensor):
         raise TypeError(
             "annotations must be a Tensor (bool: True = must not matter) broadcastable to "
@@ -98,7 +98,7 @@ def _check_annotations(annotations, x: Tensor) -> Tensor:
     if annotations.dtype != torch.bool:
         if not ((annotations == 0) | (annotations == 1)).all():
             raise ValueError("annotations must be boolean (or 0/1): True = must not matter")
-    return annotations.to(device=x.device, dtype=x.dtype)
+    return annotations.to(device=x.device, dtype=torch.bool)
 
 
 def rrr_loss(
@@ -130,7 +130,8 @@ def rrr_loss(
     ce = nn.functional.cross_entropy(logits, y)
     sum_log_probs = torch.log_softmax(logits, dim=1).sum()
     (grads,) = torch.autograd.grad(sum_log_probs, x, create_graph=True)
-    rr = l2_grads * (mask * grads).square().flatten(1).sum(dim=1).mean()
+    masked = torch.where(mask, grads, 0.0)
+    rr = l2_grads / len(x) * (masked * masked).sum()  # = λ1 · mean_n Σ_d (A_nd g_nd)²
     return ce + rr, ce, rr
 
 
@@ -169,7 +170,7 @@ def gradient_mass(grads: Tensor, region: Tensor) -> Tensor:
     """
     region = _check_annotations(region, grads)
     mag = grads.detach().abs().flatten(1)
-    inside = (mag * region.expand_as(grads).flatten(1)).sum(dim=1)
+    inside = torch.where(region.expand_as(grads).flatten(1), mag, 0.0).sum(dim=1)
     return inside / mag.sum(dim=1).clamp_min(torch.finfo(mag.dtype).tiny)
 
 
