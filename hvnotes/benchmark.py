@@ -263,3 +263,53 @@ def seed_table(data: ShortcutDigits, methods=METHODS, seeds=(0, 1, 2), **train_k
             }
         )
     return pd.DataFrame(rows).set_index("method")
+
+
+def plot_reasons(trained: dict[str, nn.Module], data: ShortcutDigits, n: int = 6):
+    """A figure grid: the first ``n`` in-distribution test digits, then for every method its
+    input-gradient map ``|g|`` (scaled to each image's maximum) and its sufficient subset
+    (:func:`sufficient_subsets`: kept digit pixels blue, kept frame pixels orange, the image
+    faint grey behind). The digit's 8x8 area is outlined.
+
+    Returns the matplotlib ``Figure``.
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    x = data.x_id[:n]
+    pool = data.x_train.flatten(0, 1)
+    frame = data.shortcut.cpu()
+    rows = [("input", x.cpu().clamp(0, 1))]
+    for name, model in trained.items():
+        g = rrr.input_gradients(model, x).abs()
+        rows.append((f"{name}\n|gradient|", (g / g.flatten(1).amax(1).view(-1, 1, 1)).cpu()))
+    for name, model in trained.items():
+        keep = sufficient_subsets(model, x, pool).cpu()
+        rgb = (1 - 0.3 * x.cpu().clamp(0, 1))[..., None].repeat(1, 1, 1, 3)
+        rgb[keep & ~frame] = torch.tensor([0.15, 0.35, 0.85])
+        rgb[keep & frame] = torch.tensor([0.95, 0.55, 0.1])
+        rows.append((f"{name}\nsubset", rgb))
+    width = (data.x_id.shape[-1] - 8) // 2
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.1 * n + 1.0, 1.05 * len(rows)), squeeze=False)
+    for r, (label, images) in enumerate(rows):
+        cmap = "magma" if "gradient" in label else "gray"
+        for c in range(n):
+            ax = axes[r, c]
+            im = ax.imshow(images[c], cmap=cmap, vmin=0.0, vmax=1.0)
+            ax.add_patch(Rectangle((width - 0.5, width - 0.5), 8, 8, fill=False, ec="c", lw=0.8))
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(f"label {int(data.y_test[c])}", fontsize=8)
+            if cmap == "magma":
+                grad_image = im
+        axes[r, 0].set_ylabel(label, fontsize=8)
+    grad_axes = [ax for (label, _), row in zip(rows, axes, strict=True) if "gradient" in label
+                 for ax in row]  # fmt: skip
+    fig.colorbar(grad_image, ax=grad_axes, fraction=0.03, pad=0.02, label="|gradient| / max")
+    fig.suptitle(
+        "Each model's reasons on the same digits\n"
+        "subsets: blue = digit pixels kept, orange = frame pixels kept",
+        fontsize=10,
+    )
+    return fig
