@@ -281,6 +281,7 @@ def find_another_explanation(
     channel_dim: int | None = None,
     annotations: Tensor | None = None,
     eval_sets: Mapping[str, tuple[Tensor, Tensor]] | None = None,
+    init_seed: int | None = 0,
     **fit_kwargs,
 ) -> list[Round]:
     """Train models that are right for *different* reasons, one round at a time.
@@ -297,6 +298,8 @@ def find_another_explanation(
         cutoff, channel_dim: passed to :func:`largest_gradient_mask`.
         annotations: bool ``(N, ...)`` to start from (default all False).
         eval_sets, fit_kwargs: passed to :func:`fit_rrr`.
+        init_seed: round i calls ``torch.manual_seed(init_seed + i)`` before ``make_model()``,
+            so each round's initialisation does not depend on what ran before (None: no seeding).
 
     Returns:
         a list of ``rounds`` :class:`Round` s.
@@ -314,7 +317,9 @@ def find_another_explanation(
         )
     annotations = annotations.to(device=x.device, dtype=torch.bool)
     out: list[Round] = []
-    for lam in lams:
+    for i, lam in enumerate(lams):
+        if init_seed is not None:
+            torch.manual_seed(init_seed + i)
         model = make_model()
         history = fit_rrr(model, x, y, annotations, lam, eval_sets=eval_sets, **fit_kwargs)
         model.eval()
