@@ -327,3 +327,31 @@ def test_checkers_pass_the_reference_and_fail_wrong_answers(capsys):
     )
     out = capsys.readouterr().out
     assert "✓ straight_through: 4/4" in out and "✓ project: 4/4" in out
+
+
+def test_train_sst_logs_epoch_zero_and_evaluates_with_the_checker():
+    torch.manual_seed(0)
+    x = torch.rand(64, 4, 4)
+    y = torch.randint(0, 3, (64,))
+    model = DualHeadMLP((4, 4), (16,), 3)
+    hist = sst.train_sst(
+        model, x, y, epochs=2, batch_size=32, x_eval=x, y_eval=y, notion="robust", steps=2
+    )
+    assert hist["epoch"].tolist() == [0, 1, 2]
+    assert set(hist.columns) >= {"loss", "seconds", "acc", "size", "faith_baseline"}
+    keep = sst.sst_explain(model, x)
+    assert hist["size"].iloc[-1] == pytest.approx(sst.explanation_size(keep).mean().item())
+    assert hist["faith_baseline"].iloc[-1] == pytest.approx(
+        sst.sufficiency_rate(model, x, keep, "baseline")
+    )
+
+
+def test_evaluate_notions_full_and_empty_masks(small):
+    model, x, _ = small
+    full = sst.evaluate_notions(model, x, torch.ones_like(x, dtype=torch.bool), pgd_steps=(3,))
+    assert full == {"size": 1.0, "baseline": 1.0, "probabilistic": 1.0, "PGD-3": 1.0}
+    empty = sst.evaluate_notions(model, x, torch.zeros_like(x, dtype=torch.bool), pgd_steps=(3,))
+    with torch.no_grad():
+        blank = model(torch.zeros(1, 4, 4)).argmax().item()
+        same = (model(x).argmax(1) == blank).float().mean().item()
+    assert empty["size"] == 0.0 and empty["baseline"] == pytest.approx(same)
