@@ -488,6 +488,9 @@ def fit_and_mask(
             output) is logged as ``acc_<name>`` every ``eval_every`` steps and at the end.
         seed: seeds the sampling of environments and examples.
 
+    Side effect: ``torch.set_flush_denormal(True)``. Weight decay drives masked weights towards
+    zero, into the denormal range, where CPU arithmetic is several times slower.
+
     Returns:
         DataFrame with one row per evaluation: ``step``, ``loss`` (mean since the last row),
         ``kept`` (mean kept fraction over parameters), ``kept_<param>`` per parameter, and
@@ -507,7 +510,7 @@ def fit_and_mask(
             raise ValueError(f"{name} must be a positive int, got {value!r}")
         if top is not None and value > top:
             raise ValueError(f"{name} must be <= {top} (the data's size), got {value}")
-    torch.set_flush_denormal(True)  # weight decay drives masked weights to denormals: slow
+    torch.set_flush_denormal(True)  # see the docstring
     generator = torch.Generator().manual_seed(seed)
     device = x_envs.device
     eval_sets = dict(eval_sets or {})
