@@ -240,9 +240,12 @@ def rr_ce_ratio(
     """The paper's λ1 heuristic: the ratio RR/CE after a few steps of training.
 
     Trains a *copy* of ``model`` for ``steps`` Adam steps on minibatches of RRR and returns
-    ``rr / ce`` measured on the last step's batch. Aim for about 1 (the useful band in the paper
+    ``rr / ce`` measured on the last step's batch. The paper aims for about 1 (its useful band
     is about 0.2 to 30). Because the copy has barely moved, the ratio grows ~linearly in λ1,
-    so one measurement at a trial λ1 suggests the scale.
+    so one measurement at a trial λ1 suggests the scale. Caveat (notebook 03): a freshly
+    initialised PyTorch MLP predicts almost uniformly, where ∇Σ_k log p_k is nearly zero, so
+    this early ratio is tiny and "ratio ≈ 1" can land at the edge of collapse; check the choice
+    against data where the shortcut is broken.
     """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
