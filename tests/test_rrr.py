@@ -286,3 +286,20 @@ def test_mask_checker_passes_reference_and_fails_wrong_answers(capsys):
     assert not checks.check_largest_gradient_mask(
         lambda g, c: g > c * g.flatten(1).max(1).values.view(-1, 1, 1)
     )
+
+
+def test_find_another_explanation_rounds_do_not_depend_on_the_global_rng():
+    x, y = shortcut_data(100)
+
+    def weights():
+        rounds = rrr.find_another_explanation(
+            lambda: torch.nn.Linear(2, 2), x, y, 2, 1.0, epochs=1, progress=False
+        )
+        return [r.model.weight.detach().clone() for r in rounds]
+
+    first = weights()
+    torch.rand(7)  # move the global random stream
+    for a, b in zip(first, weights(), strict=True):
+        torch.testing.assert_close(a, b)
+    with pytest.raises(ValueError, match="l2_grads"):
+        rrr.find_another_explanation(lambda: torch.nn.Linear(2, 2), x, y, 2, [1.0], epochs=1)
