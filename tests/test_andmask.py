@@ -232,6 +232,18 @@ def test_pooled_env_gradients_match_per_env_autograd(batch):
         andmask.pooled_env_gradients(Tower(), F.cross_entropy, xs, ys)
 
 
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("block", [2**18, 7])
+def test_streamed_sign_counts_match_env_gradients(batch, block):
+    # one example per env uses sign(d a^T) = sign(d) sign(a)^T; small blocks force many chunks
+    torch.manual_seed(4)
+    model = models.mlp(6, (8, 7), 3)
+    xs, ys = stacked_batch(n_envs=9, batch=batch)
+    _, counts = andmask._pooled_sign_counts(model, F.cross_entropy, xs, ys, block=block)
+    for name, g in loop_reference(model, xs, ys).items():
+        assert torch.equal(counts[name], g.sign().sum(0)), name
+
+
 # ---------------------------------------------------------------------------------------------
 # The training step
 
