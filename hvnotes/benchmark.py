@@ -12,7 +12,7 @@ step on an env-stacked batch ``xs`` ``(E, B, H, W)``, ``ys`` ``(E, B)``.
 
 The reasons of a trained model are read three ways: input gradients (how much of their mass is on
 the shortcut), the :mod:`hvnotes.sst` checker (is the digit alone, or the frame alone, a
-sufficient reason?) and a post-hoc sufficient subset (greedy SIS) per image.
+sufficient reason?) and a post-hoc sufficient subset (top-k saliency search) per image.
 """
 
 from __future__ import annotations
@@ -132,8 +132,8 @@ def sufficient_subsets(
     smallest top-k set that :func:`hvnotes.sst.topk_search` accepts under the *probabilistic*
     notion: with the complement filled by the pixels of a random image from ``pool`` (other
     training digits with their own frames), the prediction must survive in ``min_rate`` of
-    ``n_draws`` fills. (Under a constant baseline two or three pixels "suffice" for these
-    models: a weak notion, as notebook 04 showed.)
+    ``n_draws`` fills. (Under the zero baseline a handful of pixels "suffice" for these models,
+    as notebook 05 measures: a weak notion, as notebook 04 showed.)
     """
     generator = torch.Generator().manual_seed(seed)
     saliency = sst.attribution(model, x, "saliency")
