@@ -19,7 +19,8 @@ that carried the largest gradients of all the models before it.
 Conventions: inputs ``x`` ``(B, ...)`` (any trailing shape; ``models.mlp`` flattens), logits
 ``(B, K)``, labels ``(B,)`` int64. We average CE over the batch and sum the penalty over features,
 averaged over examples, on inputs scaled to [0, 1]; the paper *summed* CE over a batch of raw 0..255
-pixels, so its λ1 = 1000 is not our λ1. Choose λ1 with :func:`rr_ce_ratio` instead.
+pixels, so its λ1 = 1000 is not our λ1. Measure the ratio RR/CE over a sweep of λ1 instead
+(:func:`rr_ce_ratio`, or the per-step ``ce``/``rr`` that :func:`fit_rrr` records).
 """
 
 from __future__ import annotations
@@ -241,11 +242,14 @@ def rr_ce_ratio(
 
     Trains a *copy* of ``model`` for ``steps`` Adam steps on minibatches of RRR and returns
     ``rr / ce`` measured on the last step's batch. The paper aims for about 1 (its useful band
-    is about 0.2 to 30). Because the copy has barely moved, the ratio grows ~linearly in λ1,
-    so one measurement at a trial λ1 suggests the scale. Caveat (notebook 03): a freshly
-    initialised PyTorch MLP predicts almost uniformly, where ∇Σ_k log p_k is nearly zero, so
-    this early ratio is tiny and "ratio ≈ 1" can land at the edge of collapse; check the choice
-    against data where the shortcut is broken.
+    is about 0.2 to 30). Only with ``steps=1`` (measured before any update) is the ratio exactly
+    proportional to λ1; after a few steps the penalty has already shrunk the annotated gradient
+    at large λ1, so the ratio grows more slowly than λ1 (on Decoy MNIST, notebook 03, its value
+    per unit λ1 at step 3 falls about fivefold between λ1 = 1e-2 and 1e4). Measure it over a
+    sweep of λ1; do not extrapolate one measurement. Caveat (notebook 03): a freshly initialised
+    PyTorch MLP predicts almost uniformly, where ∇Σ_k log p_k is nearly zero, so this early ratio
+    is tiny for moderate λ1, and "ratio ≈ 1" lands past the flat part of the shifted-test curve;
+    check the choice against data where the shortcut is broken.
     """
     if not isinstance(steps, int) or steps < 1:
         raise ValueError(f"steps must be a positive int, got {steps!r}")
