@@ -2,7 +2,8 @@
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/bench_andmask.py [--repeats 7] [--steps 20]
 
-Model: the spirals MLP 34 -> 256 -> 256 -> 256 -> 2 (ReLU), cross-entropy, Adam. Two settings:
+Model: the paper-size spirals MLP 34 -> 256 -> 256 -> 256 -> 2 (ReLU; 2 mechanism + 32 shortcut
+inputs, larger than the 18-input network notebook 02 trains), cross-entropy, Adam. Two settings:
 32 environments x 32 examples (the spirals benchmark) and 80 environments x 1 example (random
 labels, every example its own environment). Each line times one full training step on the same
 env-stacked batch:
