@@ -13,9 +13,11 @@ One module per idea, each meant to be read beside its notebook:
 ``phenomena``      grokking and the probes of rival explanations (notebook 06)
 ``plot``           the course's plot theme and shared figures
 ``checks``         exercise checkers that print one fixed line
+``seeding``        the run's base seed and the seeds derived from it
 =================  ==============================================================
 
-Start every notebook with ``device = hvnotes.setup(0)``.
+Start every notebook with ``device = hvnotes.setup(0)``, and take every seed from
+``hvnotes.derive_seed(k)``: ``HVNOTES_SEED=<int>`` then replaces the base seed of the whole run.
 """
 
 from __future__ import annotations
@@ -26,8 +28,10 @@ import random
 import numpy as np
 import torch
 
+from hvnotes.seeding import base_seed, derive_seed
+
 __version__ = "0.1.0"
-__all__ = ["FAST", "setup", "__version__"]
+__all__ = ["FAST", "base_seed", "derive_seed", "setup", "__version__"]
 
 #: True when ``HVNOTES_FAST=1``: notebooks shrink their runs to smoke-test size.
 FAST: bool = os.environ.get("HVNOTES_FAST", "0") == "1"
@@ -58,19 +62,20 @@ def _device_from_env() -> torch.device:
 def setup(seed: int = 0) -> torch.device:
     """Make a notebook reproducible and return the device to compute on.
 
-    Seeds ``random``, NumPy and torch (CUDA included); sets torch's CPU threads to 1 unless
-    ``HVNOTES_THREADS`` says otherwise (tiny models run *slower* with more threads on a
-    shared 2-core machine); applies the course's plot theme; returns CUDA when available
-    unless ``HVNOTES_DEVICE=cpu``.
+    Sets the run's base seed (``seed``, or ``HVNOTES_SEED`` when that is set; see
+    :mod:`hvnotes.seeding`) and seeds ``random``, NumPy and torch (CUDA included) with it; sets
+    torch's CPU threads to 1 unless ``HVNOTES_THREADS`` says otherwise (tiny models run
+    *slower* with more threads on a shared 2-core machine); prints tensors with 3 decimals and
+    no scientific notation (``torch.set_printoptions``); applies the course's plot theme;
+    returns CUDA when available unless ``HVNOTES_DEVICE=cpu``.
 
     Args:
-        seed: a non-negative integer.
+        seed: a non-negative integer, the base seed unless ``HVNOTES_SEED`` overrides it.
     """
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
-    seed = int(seed)
+    from hvnotes import seeding
+
+    seed = seeding.seed_from_env(seed)
+    seeding.set_base_seed(seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device

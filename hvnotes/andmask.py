@@ -32,6 +32,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
+from hvnotes import seeding
+
 #: ``loss_fn(output, target) -> scalar``: the mean loss over the examples given.
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
@@ -471,7 +473,7 @@ def fit_and_mask(
     envs_per_step: int | None = None,
     eval_sets: Mapping[str, tuple[Tensor, Tensor]] | None = None,
     eval_every: int = 100,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> pd.DataFrame:
     """Train with :func:`and_mask_step` for ``steps`` steps and return the history.
 
@@ -486,7 +488,8 @@ def fit_and_mask(
         optimizer: any optimizer (its weight decay acts after the mask).
         eval_sets: name -> ``(x, y)`` with plain batches ``(M, ...)``; accuracy (argmax of the
             output) is logged as ``acc_<name>`` every ``eval_every`` steps and at the end.
-        seed: seeds the sampling of environments and examples.
+        seed: seeds the sampling of environments and examples (None: the run's
+            ``hvnotes.derive_seed(0)``).
 
     Side effect: ``torch.set_flush_denormal(True)``. Weight decay drives masked weights towards
     zero, into the denormal range, where CPU arithmetic is several times slower.
@@ -511,7 +514,7 @@ def fit_and_mask(
         if top is not None and value > top:
             raise ValueError(f"{name} must be <= {top} (the data's size), got {value}")
     torch.set_flush_denormal(True)  # see the docstring
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeding.generator(seed)
     device = x_envs.device
     eval_sets = dict(eval_sets or {})
     rows, losses, kepts = [], [], []
@@ -638,7 +641,7 @@ def keep_probability(n_envs: int, tau: float) -> float:
 
 
 def random_gradient_norms(
-    env_counts, tau: float, dim: int = 3000, trials: int = 5, seed: int = 0
+    env_counts, tau: float, dim: int = 3000, trials: int = 5, seed: int | None = None
 ) -> pd.DataFrame:
     """Squared norms of the averaged vs AND-masked update of i.i.d. ``N(0, I_dim)`` env gradients.
 
@@ -646,7 +649,7 @@ def random_gradient_norms(
     theory ``dim / envs``) and ``masked_sq_norm`` (``E ||mask * mean_e g_e||^2``), averaged over
     ``trials`` draws.
     """
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeding.generator(seed)
     rows = []
     for n_envs in env_counts:
         g = torch.randn(trials, n_envs, dim, generator=generator, dtype=torch.float64)

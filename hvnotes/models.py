@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from torch import nn
 
+from hvnotes import seeding
+
 
 def mlp(
     in_features: int, hidden: Sequence[int] = (50, 30), out_features: int = 10
@@ -107,7 +109,8 @@ class GrokMLP(nn.Module):
     Args:
         p: vocabulary size (the modulus).
         embed_dim, hidden: ``d`` and ``h``.
-        seeds: one seed per copy; ``K = len(seeds)``.
+        seeds: one seed per copy; ``K = len(seeds)`` (None: one copy, the run's
+            ``hvnotes.derive_seed(0)``).
         init_scale: one float for every copy, or one per copy.
     """
 
@@ -116,14 +119,14 @@ class GrokMLP(nn.Module):
         p: int,
         embed_dim: int = 32,
         hidden: int = 128,
-        seeds: Sequence[int] = (0,),
+        seeds: Sequence[int] | None = None,
         init_scale: float | Sequence[float] = 1.0,
     ) -> None:
         super().__init__()
         for name, value in {"p": p, "embed_dim": embed_dim, "hidden": hidden}.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 2:
                 raise ValueError(f"{name} must be an int >= 2, got {value!r}")
-        seeds = [int(s) for s in seeds]
+        seeds = [seeding.derive_seed(0)] if seeds is None else [int(s) for s in seeds]
         if not seeds:
             raise ValueError("seeds must hold at least one seed (one per model copy)")
         k = len(seeds)

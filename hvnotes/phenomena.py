@@ -27,6 +27,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from hvnotes import seeding
 from hvnotes.models import GrokMLP
 
 __all__ = [
@@ -63,7 +64,7 @@ def modular_addition(
     return a.to(device), b.to(device), ((a + b) % p).to(device)
 
 
-def train_split(p: int, train_frac: float, seed: int = 0) -> Tensor:
+def train_split(p: int, train_frac: float, seed: int | None = None) -> Tensor:
     """Bool mask ``(p * p,)``: ``round(train_frac * p^2)`` pairs, drawn at random (seeded), train.
 
     The complement is the test set, so train and test are disjoint and cover every pair.
@@ -74,7 +75,7 @@ def train_split(p: int, train_frac: float, seed: int = 0) -> Tensor:
     n_train = round(train_frac * n)
     if not 0 < n_train < n:
         raise ValueError(f"train_frac={train_frac} leaves an empty train or test set for p={p}")
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(int(seed)))
+    order = torch.randperm(n, generator=seeding.generator(seed))
     mask = torch.zeros(n, dtype=torch.bool)
     mask[order[:n_train]] = True
     return mask
@@ -232,7 +233,7 @@ def run_grokking(
     *,
     weight_decay: float | Sequence[float] = 1.0,
     train_frac: float | Sequence[float] = 0.5,
-    seed: int | Sequence[int] = 0,
+    seed: int | Sequence[int] | None = None,
     init_scale: float | Sequence[float] = 1.0,
     labels: Sequence[str] | None = None,
     steps: int = 3000,
@@ -277,7 +278,7 @@ def run_grokking(
     k = lengths.pop() if lengths else 1
     wds = [float(w) for w in _per_run(weight_decay, k, "weight_decay")]
     fracs = [float(f) for f in _per_run(train_frac, k, "train_frac")]
-    seeds = [int(s) for s in _per_run(seed, k, "seed")]
+    seeds = [seeding.resolve_seed(s) for s in _per_run(seed, k, "seed")]
     scales = [float(s) for s in _per_run(init_scale, k, "init_scale")]
     labels = [f"run {r}" for r in range(k)] if labels is None else [str(x) for x in labels]
     if len(labels) != k or len(set(labels)) != k:

@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from hvnotes import train
+from hvnotes import seeding, train
 
 _QUANTITIES = ("sum_log_probs", "sum_probs", "max_prob")
 
@@ -236,7 +236,7 @@ def rr_ce_ratio(
     steps: int = 3,
     batch_size: int = 256,
     lr: float = 1e-3,
-    seed: int = 0,
+    seed: int | None = None,
 ) -> float:
     """The paper's λ1 heuristic: the ratio RR/CE after a few steps of training.
 
@@ -256,7 +256,7 @@ def rr_ce_ratio(
     probe = copy.deepcopy(model)
     per_row = _per_row_annotations(annotations, x)
     opt = torch.optim.Adam(probe.parameters(), lr=lr)
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeding.generator(seed)
     order = torch.randperm(len(x), generator=generator).to(x.device)
     for step in range(steps):
         idx = order[(step * batch_size) % len(x) :][:batch_size]
@@ -288,7 +288,7 @@ def find_another_explanation(
     channel_dim: int | None = None,
     annotations: Tensor | None = None,
     eval_sets: Mapping[str, tuple[Tensor, Tensor]] | None = None,
-    init_seed: int | None = 0,
+    init_seed: int | None = None,
     **fit_kwargs,
 ) -> list[Round]:
     """Train models that are right for *different* reasons, one round at a time.
@@ -305,8 +305,9 @@ def find_another_explanation(
         cutoff, channel_dim: passed to :func:`largest_gradient_mask`.
         annotations: bool ``(N, ...)`` to start from (default all False).
         eval_sets, fit_kwargs: passed to :func:`fit_rrr`.
-        init_seed: round i calls ``torch.manual_seed(init_seed + i)`` before ``make_model()``,
-            so each round's initialisation does not depend on what ran before (None: no seeding).
+        init_seed: round i builds ``make_model()`` with torch's RNG seeded by ``init_seed + i``
+            (and restored after), so each round's initialisation does not depend on what ran
+            before (None: the run's ``hvnotes.derive_seed(0)``).
 
     Returns:
         a list of ``rounds`` :class:`Round` s.
@@ -323,11 +324,11 @@ def find_another_explanation(
             f"annotations must have x's shape {tuple(x.shape)}, got {tuple(annotations.shape)}"
         )
     annotations = annotations.to(device=x.device, dtype=torch.bool)
+    first_seed = seeding.resolve_seed(init_seed, "init_seed")
     out: list[Round] = []
     for i, lam in enumerate(lams):
-        if init_seed is not None:
-            torch.manual_seed(init_seed + i)
-        model = make_model()
+        with seeding.torch_seed(first_seed + i):  # the caller's RNG stream is left as it was
+            model = make_model()
         history = fit_rrr(model, x, y, annotations, lam, eval_sets=eval_sets, **fit_kwargs)
         model.eval()
         mask = largest_gradient_mask(_batched_input_gradients(model, x), cutoff, channel_dim)

@@ -36,6 +36,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hvnotes import seeding
+
 NOTIONS = ("baseline", "probabilistic", "robust")
 THRESHOLDS = ("ste", "hard")
 
@@ -225,7 +227,7 @@ def train_sst(
     batch_size: int = 64,
     x_eval: Tensor | None = None,
     y_eval: Tensor | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     clock: Callable[[], float] = time.perf_counter,
     **loss_kw,
 ) -> pd.DataFrame:
@@ -240,9 +242,8 @@ def train_sst(
 
     from hvnotes.train import accuracy, fit
 
-    generator = torch.Generator(device="cpu").manual_seed(seed)
-    if x.device.type != "cpu":
-        generator = torch.Generator(device=x.device).manual_seed(seed)
+    seed = seeding.resolve_seed(seed)
+    generator = seeding.generator(seed, device=x.device)
     loss_fn = partial(sst_loss, generator=generator, **loss_kw)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     tau = loss_kw.get("tau", 0.5)
@@ -447,7 +448,7 @@ def evaluate_notions(
     x: Tensor,
     keep: Tensor,
     *,
-    seed: int = 0,
+    seed: int | None = None,
     n_draws: int = 10,
     eps: float = 0.12,
     alpha: float = 0.01,
@@ -459,7 +460,7 @@ def evaluate_notions(
     ``n_draws``) and ``PGD-k`` for each ``k`` in ``pgd_steps`` (ε = ``eps``, step ``alpha``).
     Seeded: the same arguments give the same numbers.
     """
-    g = torch.Generator().manual_seed(seed)
+    g = seeding.generator(seed)
     row = {
         "size": explanation_size(_check_keep(x, keep)).mean().item(),
         "baseline": sufficiency_rate(model, x, keep, "baseline"),
@@ -483,7 +484,7 @@ def random_mask_like(keep: Tensor, generator: torch.Generator | None = None) -> 
 
 
 def mask_transplant(
-    model: nn.Module, x: Tensor, keep: Tensor, baseline: float = 0.0, seed: int = 0
+    model: nn.Module, x: Tensor, keep: Tensor, baseline: float = 0.0, seed: int | None = None
 ) -> dict[str, float]:
     """Does the *shape* of a mask encode the class? Put image A's mask on image B's pixels.
 
@@ -495,7 +496,7 @@ def mask_transplant(
     keep = _check_keep(x, keep)
     was_training = model.training
     pred = _predict(model.eval(), x)
-    perm = torch.randperm(len(x), generator=torch.Generator().manual_seed(seed)).to(x.device)
+    perm = torch.randperm(len(x), generator=seeding.generator(seed)).to(x.device)
     pairs = pred != pred[perm]
     a, b = torch.arange(len(x), device=x.device)[pairs], perm[pairs]
     out = _predict(model, complement(x[b], keep[a], "baseline", baseline))

@@ -7,6 +7,7 @@ accuracy on named sets after each epoch, can stop early, and returns the history
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 
 import pandas as pd
@@ -14,8 +15,19 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from hvnotes import seeding
+
 #: ``loss_fn(model, x, y) -> scalar loss`` (it may also return a tuple whose first item is the loss).
 LossFn = Callable[[nn.Module, Tensor, Tensor], Tensor]
+
+
+def show(progress: bool) -> bool:
+    """Whether to draw a progress bar: asked for, and not switched off by ``TQDM_DISABLE``.
+
+    tqdm's notebook widgets ignore ``TQDM_DISABLE``, so we read it here: scripted runs and tests
+    set it, and committed notebooks then carry no frozen progress bars.
+    """
+    return bool(progress) and os.environ.get("TQDM_DISABLE", "").lower() in ("", "0", "false")
 
 
 def cross_entropy(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
@@ -54,7 +66,7 @@ def fit(
     eval_sets: Mapping[str, tuple[Tensor, Tensor]] | None = None,
     patience: int | None = None,
     monitor: str | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Train ``model`` on ``(x, y)`` with minibatches and return its history.
@@ -69,7 +81,8 @@ def fit(
         patience: stop when ``monitor`` has not improved for this many epochs (None: never).
         monitor: the column early stopping watches (default: the first eval set's accuracy);
             the best epoch's weights are restored when early stopping is on.
-        seed: seeds the shuffling of minibatches (independent of the global RNG).
+        seed: seeds the shuffling of minibatches (independent of the global RNG; None: the
+            run's ``hvnotes.derive_seed(0)``).
         progress: show a tqdm bar over epochs.
 
     Returns:
@@ -88,12 +101,10 @@ def fit(
         if monitor is None:
             raise ValueError("patience needs eval_sets (or a monitor column) to watch")
     optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    generator = torch.Generator().manual_seed(seed)
+    generator = seeding.generator(seed)
 
     rows, best, best_state, stale = [], -float("inf"), None, 0
-    # `disable` is passed only to switch the bar off: otherwise TQDM_DISABLE=1 (tests) decides.
-    bar_options = {"desc": "epochs", "leave": False} | ({} if progress else {"disable": True})
-    for epoch in tqdm(range(1, epochs + 1), **bar_options):
+    for epoch in tqdm(range(1, epochs + 1), desc="epochs", leave=False, disable=not show(progress)):
         model.train()
         order = torch.randperm(len(x), generator=generator).to(x.device)
         losses = []

@@ -44,6 +44,7 @@ def run(path: Path, write: bool, timeout: int) -> float:
     if write:
         for cell in nb.cells:  # keep the committed files free of run-specific metadata
             cell.metadata.pop("execution", None)
+        nb.metadata.pop("widgets", None)  # widget state of a run (progress bars): never a result
         nbformat.write(nb, path)
     return seconds
 
@@ -55,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
     args = parser.parse_args(argv)
     os.environ.update(KERNEL_ENV)
+    if args.write:  # committed outputs: base seed 0 on this CPU's default kernels, always
+        for key in ("HVNOTES_SEED", "ATEN_CPU_CAPABILITY", "HVNOTES_FAST"):
+            os.environ.pop(key, None)
+        os.environ["HVNOTES_DEVICE"] = "cpu"
     paths = args.notebooks or sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     times = {}
     for path in paths:
