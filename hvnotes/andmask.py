@@ -491,8 +491,9 @@ def fit_and_mask(
         seed: seeds the sampling of environments and examples (None: the run's
             ``hvnotes.derive_seed(0)``).
 
-    Side effect: ``torch.set_flush_denormal(True)``. Weight decay drives masked weights towards
-    zero, into the denormal range, where CPU arithmetic is several times slower.
+    Speed: weight decay drives masked weights towards zero, into the denormal range, where CPU
+    arithmetic is several times slower; ``hvnotes.setup`` flushes denormals to zero for the
+    whole notebook (this function changes no global state).
 
     Returns:
         DataFrame with one row per evaluation: ``step``, ``loss`` (mean since the last row),
@@ -513,7 +514,6 @@ def fit_and_mask(
             raise ValueError(f"{name} must be a positive int, got {value!r}")
         if top is not None and value > top:
             raise ValueError(f"{name} must be <= {top} (the data's size), got {value}")
-    torch.set_flush_denormal(True)  # see the docstring
     generator = seeding.generator(seed)
     device = x_envs.device
     eval_sets = dict(eval_sets or {})

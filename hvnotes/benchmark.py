@@ -108,7 +108,6 @@ def train(
     hp = {"tau": tau, "l2_grads": l2_grads, "irm_weight": irm_weight, "irm_anneal": irm_anneal}
     generator = seeding.generator(seed)
     envs = torch.arange(n_envs, device=data.x_train.device)[:, None]
-    torch.set_flush_denormal(True)  # weight decay drives masked weights to denormals: slow
     model.train()
     for step in range(steps):
         xs, ys = data.x_train, data.y_train

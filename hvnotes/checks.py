@@ -423,3 +423,70 @@ def check_fourier_concentration(fn: Callable) -> bool:
             ("random tables, batched (3, p, d)", random_tables),
         ],
     )
+
+
+def check_prediction_band(fn: Callable) -> bool:
+    """Check a learner's ``fn(times, level)``: the ``(low, high)`` band where one more seed's grok
+    time should fall, a Student-t prediction interval on ``log(time)`` (reference:
+    :func:`hvnotes.explanations.prediction_band`)."""
+    import math
+
+    import numpy as np
+
+    from hvnotes.explanations import prediction_band
+
+    def close(times, level):
+        low, high = (float(v) for v in fn(times, level))
+        want = prediction_band(times, level)
+        assert math.isclose(low, want[0], rel_tol=1e-6) and math.isclose(
+            high, want[1], rel_tol=1e-6
+        ), (
+            f"times {list(times)}, level {level}: got ({low:.1f}, {high:.1f}), "
+            f"expected ({want[0]:.1f}, {want[1]:.1f})"
+        )
+
+    def symmetric_in_logs():
+        low, high = (float(v) for v in fn([800.0, 1000.0, 1250.0], 0.9))
+        assert math.isclose(low * high, 1000.0**2, rel_tol=1e-6), (
+            "the band should be symmetric around the geometric mean: work with log(times)"
+        )
+
+    def wider_than_min_max():
+        times = [900.0, 1000.0, 1100.0, 1200.0, 1300.0]
+        low, high = (float(v) for v in fn(times, 0.95))
+        assert low < min(times) and high > max(times), (
+            "a 95 % band for one more seed is wider than the min-max of five seeds "
+            "(did you forget the sqrt(1 + 1/n), or use the normal quantile 1.96?)"
+        )
+
+    def random_cases():
+        rng = np.random.default_rng(4)
+        for n, level in [(5, 0.95), (8, 0.8), (3, 0.99)]:
+            close(np.exp(rng.normal(7.0, 0.3, size=n)).tolist(), level)
+
+    return run_checks(
+        "prediction_band",
+        [
+            ("symmetric in log(time)", symmetric_in_logs),
+            ("wider than the min-max of the seeds", wider_than_min_max),
+            ("random calibration sets", random_cases),
+        ],
+    )
+
+
+def registered_prediction(fn: Callable) -> str:
+    """Read the learner's registered prediction ``fn()`` (a timing code of
+    :data:`hvnotes.explanations.TIMING`), print one fixed line and return it; return ``""``
+    (nothing registered) when the exercise is not done yet or the answer is not a timing code."""
+    from hvnotes.explanations import TIMING
+
+    try:
+        code = fn()
+    except NotImplementedError:
+        print("✗ prediction: not registered yet (the scoring below leaves your column empty)")
+        return ""
+    if code not in TIMING:
+        print(f"✗ prediction: {code!r} is not one of {TIMING}; nothing registered")
+        return ""
+    print("✓ prediction registered: it is frozen with the others below")
+    return code

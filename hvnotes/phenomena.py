@@ -1,8 +1,8 @@
-"""Grokking on modular addition, and the probes of three rival explanations (notebook 06).
+"""Grokking on modular arithmetic, and the probes that rival explanations use (notebook 06).
 
 The phenomenon (Power et al. 2022): a network fits its training pairs of ``(a + b) mod p`` early,
-and only much later (with weight decay) does its accuracy on the held-out pairs jump. The
-notebook sets three explanations against each other, each measured by one probe here:
+and only much later (with weight decay) does its accuracy on the held-out pairs jump. Each rival
+explanation of the notebook reads one probe here:
 
 - **E1, the strawman** (Jeffares & van der Schaar 2025, Fig. 4): the number of *prime numbers*
   among the rounded weights tracks generalisation. :func:`prime_count`.
@@ -10,16 +10,21 @@ notebook sets three explanations against each other, each measured by one probe 
   Omnigrok): weight decay slowly shrinks a memorising solution until a smaller, general one wins.
   :func:`layer_norms`.
 - **E3, structured representation** (Nanda et al. 2023; Gromov 2023): the general solution
-  computes with a few Fourier frequencies of the token circle, so the embedding becomes sparse in
-  frequency space. :func:`fourier_concentration`.
+  computes with a few Fourier frequencies of the group's circle, so the embedding becomes sparse
+  in frequency space. :func:`fourier_concentration`, :func:`fourier_project`.
+- **E4, softmax collapse** (Prieto et al. 2025): without decay the logits grow until float32
+  cross-entropy rounds to exactly 0 on the training pairs and their gradient vanishes.
+  :func:`softmax_collapse_rate`, :func:`stablemax_cross_entropy`.
 
 :func:`run_grokking` trains ``K`` settings side by side (one :class:`hvnotes.models.GrokMLP`
 holding ``K`` independent copies) with full-batch AdamW and records every probe in one history
-DataFrame; :func:`steps_to` reads "steps to generalisation" off it.
+DataFrame; :func:`summarize` reads the fit and grok times off it. The rules that turn probes into
+verdicts live in :mod:`hvnotes.explanations`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -28,23 +33,32 @@ import torch
 from torch import Tensor, nn
 
 from hvnotes import seeding
+from hvnotes.datasets import OPERATIONS, modular_arithmetic, pair_split
 from hvnotes.models import GrokMLP
 
 __all__ = [
+    "fourier_ablation",
     "fourier_concentration",
     "fourier_project",
     "fourier_spectrum",
+    "grok_time",
+    "group_order",
     "is_prime",
     "key_frequencies",
     "layer_norms",
     "modular_addition",
     "neuron_inputs",
     "prime_count",
+    "probe_change",
     "run_grokking",
+    "softmax_collapse_rate",
+    "stablemax_cross_entropy",
     "steps_to",
     "summarize",
     "train_split",
 ]
+
+LOSSES = ("softmax", "stablemax")
 
 
 # ----------------------------------------------------------------------------- data
@@ -53,35 +67,46 @@ __all__ = [
 def modular_addition(
     p: int, device: torch.device | str | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Every pair of ``(a + b) mod p``: ``a``, ``b``, ``y``, each long ``(p * p,)``.
+    """Every pair of ``(a + b) mod p``: ``a``, ``b``, ``y``, each long ``(p * p,)``
+    (:func:`hvnotes.datasets.modular_arithmetic` with ``operation="add"``)."""
+    return modular_arithmetic(p, "add", device)
 
-    Row ``i`` holds ``a = i // p``, ``b = i % p`` (row-major over the ``p x p`` table).
+
+def _n_pairs(p: int, operation: str) -> int:
+    return p * p if operation == "add" else (p - 1) ** 2
+
+
+def train_split(
+    p: int, train_frac: float, seed: int | None = None, operation: str = "add"
+) -> Tensor:
+    """Bool mask over the pairs of :func:`~hvnotes.datasets.modular_arithmetic` (``(p * p,)`` for
+    addition, ``((p - 1)^2,)`` for multiplication): ``round(train_frac * n)`` random pairs train,
+    the rest test."""
+    if operation not in OPERATIONS:
+        raise ValueError(f"operation must be one of {OPERATIONS}, got {operation!r}")
+    return pair_split(_n_pairs(p, operation), train_frac, seed)
+
+
+def group_order(p: int, operation: str = "add") -> Tensor:
+    """The tokens in the order of the group's circle, long ``(n,)``.
+
+    Addition mod ``p`` is the cycle ``0, 1, …, p - 1``. The multiplicative group of a prime
+    ``p`` is a cycle too, but in the order of the powers of a primitive root ``g``:
+    ``g^0, g^1, …, g^(p-2)`` (the discrete logarithm). A Fourier probe of a multiplication network
+    must read its embedding in this order to see the group's waves.
     """
-    if isinstance(p, bool) or not isinstance(p, int) or p < 2:
-        raise ValueError(f"p must be an int >= 2, got {p!r}")
-    a, b = torch.meshgrid(torch.arange(p), torch.arange(p), indexing="ij")
-    a, b = a.reshape(-1), b.reshape(-1)
-    return a.to(device), b.to(device), ((a + b) % p).to(device)
+    if operation == "add":
+        return torch.arange(p)
+    if operation != "multiply":
+        raise ValueError(f"operation must be one of {OPERATIONS}, got {operation!r}")
+    for g in range(2, p):
+        powers = [pow(g, i, p) for i in range(p - 1)]
+        if len(set(powers)) == p - 1:
+            return torch.tensor(powers)
+    raise ValueError(f"p must be a prime > 2 for multiplication, got {p!r}")
 
 
-def train_split(p: int, train_frac: float, seed: int | None = None) -> Tensor:
-    """Bool mask ``(p * p,)``: ``round(train_frac * p^2)`` pairs, drawn at random (seeded), train.
-
-    The complement is the test set, so train and test are disjoint and cover every pair.
-    """
-    if not 0 < train_frac < 1:
-        raise ValueError(f"train_frac must be in (0, 1), got {train_frac!r}")
-    n = p * p
-    n_train = round(train_frac * n)
-    if not 0 < n_train < n:
-        raise ValueError(f"train_frac={train_frac} leaves an empty train or test set for p={p}")
-    order = torch.randperm(n, generator=seeding.generator(seed))
-    mask = torch.zeros(n, dtype=torch.bool)
-    mask[order[:n_train]] = True
-    return mask
-
-
-# ----------------------------------------------------------------------------- probes
+# ----------------------------------------------------------------------------- E1: primes
 
 
 def is_prime(values: np.ndarray | Sequence[int]) -> np.ndarray:
@@ -104,6 +129,12 @@ def is_prime(values: np.ndarray | Sequence[int]) -> np.ndarray:
     return out
 
 
+def _prime_counts(flat: Tensor, scale: float, absolute: bool) -> np.ndarray:
+    """:func:`prime_count` of every row of ``flat`` ``(K, N)`` at once: ``(K,)`` ints."""
+    ints = torch.round(flat.double() * scale).long().cpu().numpy()
+    return is_prime(np.abs(ints) if absolute else ints).sum(axis=1)
+
+
 def prime_count(
     weights: Tensor | Iterable[Tensor], scale: float = 1.0, absolute: bool = False
 ) -> int:
@@ -117,11 +148,11 @@ def prime_count(
     if not scale > 0:
         raise ValueError(f"scale must be positive, got {scale!r}")
     tensors = [weights] if isinstance(weights, Tensor) else list(weights)
-    total = 0
-    for w in tensors:
-        ints = torch.round(w.detach().double() * scale).long().cpu().numpy()
-        total += int(is_prime(np.abs(ints) if absolute else ints).sum())
-    return total
+    flat = torch.cat([w.detach().reshape(1, -1).double().cpu() for w in tensors], dim=1)
+    return int(_prime_counts(flat, scale, absolute)[0])
+
+
+# ----------------------------------------------------------------------------- E2: norms
 
 
 def layer_norms(model: nn.Module) -> dict[str, Tensor]:
@@ -138,40 +169,57 @@ def layer_norms(model: nn.Module) -> dict[str, Tensor]:
     return norms
 
 
-def fourier_spectrum(embed: Tensor) -> Tensor:
-    """Power of an embedding table at each frequency of the token circle (constant term left out).
+# ----------------------------------------------------------------------------- E3: Fourier
+
+
+def _along_circle(embed: Tensor, order: Tensor | None) -> Tensor:
+    if embed.dim() < 2:
+        raise ValueError(f"embed must have shape (..., p, d), got {tuple(embed.shape)}")
+    return embed if order is None else embed.index_select(-2, order.to(embed.device))
+
+
+def fourier_spectrum(embed: Tensor, order: Tensor | None = None) -> Tensor:
+    """Power of an embedding table at each frequency of the circle (constant term left out).
 
     Args:
         embed: ``(..., p, d)``: row ``t`` embeds token ``t``.
+        order: the rows to read, in the order of the circle (:func:`group_order`); default all
+            rows in token order.
 
     Returns:
-        ``(..., p // 2)`` float64: entry ``f - 1`` is ``2 sum_j |F[f, j]|^2`` for
-        ``F = rfft(embed)`` along the token axis, frequency ``f = 1 .. p // 2``: the factor 2
-        counts the mirror frequency ``p - f`` (the same real wave), except at ``f = p / 2`` for
-        even ``p``, which has no mirror. By Parseval the entries sum to ``p`` times the energy of
-        the table with its column means removed.
+        ``(..., n // 2)`` float64 for ``n`` rows read: entry ``f - 1`` is ``2 sum_j |F[f, j]|^2``
+        for ``F = rfft(rows)`` along the circle, frequency ``f = 1 .. n // 2``: the factor 2
+        counts the mirror frequency ``n - f`` (the same real wave), except at ``f = n / 2`` for
+        even ``n``, which has no mirror. By Parseval the entries sum to ``n`` times the energy of
+        the rows with their column means removed.
     """
-    if embed.dim() < 2 or embed.shape[-2] < 3:
-        raise ValueError(f"embed must have shape (..., p, d) with p >= 3, got {tuple(embed.shape)}")
-    p = embed.shape[-2]
-    spectrum = torch.fft.rfft(embed.detach().double(), dim=-2)  # (..., p // 2 + 1, d)
+    rows = _along_circle(embed, order)
+    n = rows.shape[-2]
+    if n < 3:
+        raise ValueError(f"embed must have at least 3 rows on the circle, got {n}")
+    spectrum = torch.fft.rfft(rows.detach().double(), dim=-2)  # (..., n // 2 + 1, d)
     power = (spectrum.abs() ** 2).sum(dim=-1)[..., 1:]
     mirror = torch.full((power.shape[-1],), 2.0, dtype=power.dtype, device=power.device)
-    if p % 2 == 0:
+    if n % 2 == 0:
         mirror[-1] = 1.0
     return power * mirror
 
 
-def fourier_concentration(embed: Tensor, k: int = 4) -> Tensor:
+def _check_k(k, n_freq: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n_freq:
+        raise ValueError(f"k must be an int in [1, {n_freq}], got {k!r}")
+    return k
+
+
+def fourier_concentration(embed: Tensor, k: int = 4, order: Tensor | None = None) -> Tensor:
     """E3's probe: fraction of the embedding's (non-constant) energy in its top ``k`` frequencies.
 
     ``embed`` ``(..., p, d)`` -> ``(...,)`` in ``[0, 1]``. A random table spreads its energy evenly,
-    about ``k / (p // 2)``; a table built from ``k`` waves ``cos(2 pi f t / p + phase)`` gives 1.
+    about ``k / (n // 2)``; a table built from ``k`` waves ``cos(2 pi f t / n + phase)`` gives 1.
+    ``order``: see :func:`fourier_spectrum`.
     """
-    power = fourier_spectrum(embed)
-    n_freq = power.shape[-1]
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n_freq:
-        raise ValueError(f"k must be an int in [1, {n_freq}] for p={embed.shape[-2]}, got {k!r}")
+    power = fourier_spectrum(embed, order)
+    _check_k(k, power.shape[-1])
     top = power.topk(k, dim=-1).values.sum(dim=-1)
     return (top / power.sum(dim=-1).clamp_min(1e-30)).float()
 
@@ -188,33 +236,96 @@ def neuron_inputs(model: GrokMLP) -> Tensor:
         return torch.cat([model.embed @ model.w1[:, :d], model.embed @ model.w1[:, d:]], dim=-1)
 
 
-def fourier_project(embed: Tensor, k: int = 6, which: str = "top") -> Tensor:
+def fourier_project(
+    embed: Tensor,
+    k: int = 6,
+    which: str = "top",
+    order: Tensor | None = None,
+    generator: torch.Generator | None = None,
+) -> Tensor:
     """Keep only the constant term and ``k`` frequencies of an embedding ``(..., p, d)``.
 
     ``which="top"``: the ``k`` strongest frequencies (E3's ablation: a network that computes with
     a few frequencies should not notice that the rest of its embedding is gone);
-    ``which="bottom"``: the ``k`` weakest (the control). Same shape and dtype as ``embed``.
+    ``which="bottom"``: the ``k`` weakest; ``which="random"``: ``k`` frequencies drawn at random
+    (``generator``) among those *not* in the top ``k``, then rescaled so that the projection has
+    exactly the energy (and so the Frobenius norm) of the top-``k`` projection — E3's
+    energy-matched control. With ``order`` (:func:`group_order`) the frequencies are those of the
+    rows read in that order, and rows outside ``order`` are left as they are. Same shape and dtype
+    as ``embed``.
     """
-    if which not in ("top", "bottom"):
-        raise ValueError(f"which must be 'top' or 'bottom', got {which!r}")
-    p = embed.shape[-2]
-    power = fourier_spectrum(embed)  # (..., p // 2); also checks the shape
-    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= power.shape[-1]:
-        raise ValueError(f"k must be an int in [1, {power.shape[-1]}] for p={p}, got {k!r}")
-    spectrum = torch.fft.rfft(embed.detach().double(), dim=-2)  # (..., p // 2 + 1, d)
-    chosen = power.topk(k, dim=-1, largest=which == "top").indices + 1
+    if which not in ("top", "bottom", "random"):
+        raise ValueError(f"which must be 'top', 'bottom' or 'random', got {which!r}")
+    rows = _along_circle(embed, order)
+    n = rows.shape[-2]
+    power = fourier_spectrum(rows)  # (..., n // 2); also checks the shape
+    _check_k(k, power.shape[-1])
+    spectrum = torch.fft.rfft(rows.detach().double(), dim=-2)  # (..., n // 2 + 1, d)
+    top = power.topk(k, dim=-1).indices + 1
+    if which == "top":
+        chosen = top
+    elif which == "bottom":
+        chosen = power.topk(k, dim=-1, largest=False).indices + 1
+    else:
+        if 2 * k > power.shape[-1]:
+            raise ValueError(f"k must be <= {power.shape[-1] // 2} for a random control, got {k}")
+        rest = torch.ones_like(power, dtype=torch.bool).scatter_(-1, top - 1, False)
+        noise = torch.rand(power.shape, generator=generator).to(power.device)
+        chosen = (noise + 2.0 * rest).topk(k, dim=-1).indices + 1  # k random non-top frequencies
     keep = torch.zeros(spectrum.shape[:-1], dtype=torch.bool, device=embed.device)
-    keep[..., 0] = True
     keep.scatter_(-1, chosen, True)
-    return torch.fft.irfft(spectrum * keep[..., None], n=p, dim=-2).to(embed.dtype)
+    waves = torch.fft.irfft(spectrum * keep[..., None], n=n, dim=-2)
+    if which == "random":  # same energy as the top-k projection
+        target = torch.gather(power, -1, top - 1).sum(-1)
+        have = torch.gather(power, -1, chosen - 1).sum(-1).clamp_min(1e-30)
+        waves = waves * (target / have).sqrt()[..., None, None]
+    mean = spectrum[..., :1, :].real / n
+    projected = (mean + waves).to(embed.dtype)
+    if order is None:
+        return projected
+    out = embed.detach().clone()
+    out[..., order.to(embed.device), :] = projected
+    return out
 
 
-def key_frequencies(embed: Tensor, k: int = 4) -> list[int]:
-    """The ``k`` frequencies (``1 .. p // 2``) with most of a ``(p, d)`` table's energy, sorted."""
+def key_frequencies(embed: Tensor, k: int = 4, order: Tensor | None = None) -> list[int]:
+    """The ``k`` frequencies (``1 .. n // 2``) with most of a ``(p, d)`` table's energy, sorted."""
     if embed.dim() != 2:
         raise ValueError(f"embed must have shape (p, d), got {tuple(embed.shape)}")
-    power = fourier_spectrum(embed)
-    return sorted(int(f) + 1 for f in power.topk(k).indices)
+    power = fourier_spectrum(embed, order)
+    return sorted(int(f) + 1 for f in power.topk(_check_k(k, power.shape[-1])).indices)
+
+
+# ----------------------------------------------------------------------------- E4: collapse
+
+
+def stablemax_cross_entropy(logits: Tensor, y: Tensor) -> Tensor:
+    """Cross-entropy with StableMax in place of softmax (Prieto et al. 2025), per row.
+
+    ``s(z) = z + 1`` for ``z >= 0`` and ``1 / (1 - z)`` for ``z < 0`` replaces ``exp``; the loss
+    is ``-log s(z_y) + log sum_j s(z_j)``. It grows like a log, not an exponential, so it cannot
+    round to exactly zero the way float32 softmax does once logits are large.
+
+    Args:
+        logits: ``(..., C)``; y: long ``(...)``. Returns ``(...)``.
+    """
+    s = torch.where(logits >= 0, logits + 1, 1 / (1 - logits.clamp(max=0)))
+    return s.sum(-1).log() - s.gather(-1, y.unsqueeze(-1)).squeeze(-1).log()
+
+
+def softmax_collapse_rate(logits: Tensor, y: Tensor) -> Tensor:
+    """E4's probe: share of rows whose float32 softmax cross-entropy is exactly 0.
+
+    Once the correct logit leads the others by more than about 17, ``exp`` of the gap underflows
+    against 1 in float32: the loss rounds to 0 and so does its gradient ("softmax collapse").
+
+    Args:
+        logits: ``(..., N, C)``; y: ``(..., N)``. Returns ``(...)`` in ``[0, 1]``.
+    """
+    ce = nn.functional.cross_entropy(
+        logits.float().flatten(0, -2), y.flatten(), reduction="none"
+    ).view(y.shape)
+    return (ce == 0).float().mean(-1)
 
 
 # ----------------------------------------------------------------------------- training
@@ -244,6 +355,9 @@ def run_grokking(
     eval_every: int = 50,
     prime_scales: Sequence[float] = (1, 10, 100),
     top_k: int = 6,
+    operation: str = "add",
+    loss: str = "softmax",
+    dtype: torch.dtype = torch.float32,
     device: torch.device | str | None = None,
     return_model: bool = False,
 ) -> pd.DataFrame | tuple[pd.DataFrame, GrokMLP]:
@@ -251,22 +365,28 @@ def run_grokking(
 
     ``weight_decay``, ``train_frac``, ``seed`` and ``init_scale`` each take one value (shared) or
     a list (one per run); ``K`` is the length of the lists. Run ``r`` uses its own train split
-    (``train_split(p, train_frac[r], seed[r])``) and its own initialisation (seed, scale); the
-    runs share nothing but the matrix products, so each behaves as if trained alone.
+    (``train_split(p, train_frac[r], seed[r], operation)``) and its own initialisation (seed,
+    scale); the runs share nothing but the matrix products, so each behaves as if trained alone.
+    ``operation``, ``loss`` (``"softmax"`` or ``"stablemax"``, :func:`stablemax_cross_entropy`) and
+    ``dtype`` (float32 or float64, of the weights and every computation) are shared by the runs.
 
     The optimizer is Adam with *decoupled* weight decay applied per run before each step,
     ``w <- w (1 - lr * wd_r)``: what ``torch.optim.AdamW`` does, but with one ``wd`` per run.
 
     Returns:
         a long DataFrame, one row per (run, evaluated step), with columns ``label`` (``labels[r]``
-        or ``"run r"``), ``run``, the four settings, ``step`` (0 is the initialisation),
-        ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc``; E2's ``norm_<param>``
-        (``embed``, ``w1``, ``b1``, ``w2``, ``b2``) and ``norm_total``; E1's ``primes_x<s>`` and
-        ``primes_abs_x<s>`` (all parameters, each ``s`` in ``prime_scales``); E3's
-        ``fourier_top<k>`` (the embedding) and ``fourier_top<k>_in`` (:func:`neuron_inputs`).
-        Rows come every ``eval_every`` steps, every ``eval_every // 5`` before that (so that a
-        log-step axis shows the early fit; only when ``eval_every >= 5``) and at the last step. With ``return_model=True``
-        also the trained :class:`~hvnotes.models.GrokMLP`.
+        or ``"run r"``), ``run``, the settings (``weight_decay``, ``train_frac``, ``seed``,
+        ``init_scale``, ``operation``, ``loss``, ``dtype``), ``step`` (0 is the initialisation),
+        ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc`` (softmax cross-entropy in the
+        run's dtype, whatever the training loss); E2's ``norm_<param>`` (``embed``, ``w1``, ``b1``,
+        ``w2``, ``b2``) and ``norm_total``; E1's ``primes_x<s>`` and ``primes_abs_x<s>`` (all
+        parameters, each ``s`` in ``prime_scales``); E3's ``fourier_top<k>`` (the embedding read
+        along :func:`group_order`), ``fourier_top<k>_tokens`` (in token order) and
+        ``fourier_top<k>_in`` (:func:`neuron_inputs`, along the group); E4's ``collapse``
+        (:func:`softmax_collapse_rate` on the training pairs). Rows come every ``eval_every``
+        steps, every ``eval_every // 5`` before that (so that a log-step axis shows the early
+        fit; only when ``eval_every >= 5``) and at the last step. With ``return_model=True`` also
+        the trained :class:`~hvnotes.models.GrokMLP`.
     """
     lengths = {
         len(v) for v in (weight_decay, train_frac, seed, init_scale) if isinstance(v, Sequence)
@@ -283,27 +403,32 @@ def run_grokking(
     labels = [f"run {r}" for r in range(k)] if labels is None else [str(x) for x in labels]
     if len(labels) != k or len(set(labels)) != k:
         raise ValueError(f"labels must be {k} distinct strings (one per run), got {labels!r}")
-    if any(w < 0 for w in wds):
-        raise ValueError(f"weight_decay must be >= 0, got {wds}")
+    if any(not w >= 0 or math.isinf(w) for w in wds):
+        raise ValueError(f"weight_decay must be finite and >= 0, got {wds}")
     if not isinstance(steps, int) or steps < 1 or not isinstance(eval_every, int) or eval_every < 1:
         raise ValueError(
             f"steps and eval_every must be positive ints, got {steps!r}, {eval_every!r}"
         )
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
 
-    a, b, y = modular_addition(p, device)
-    train = torch.stack([train_split(p, f, s) for f, s in zip(fracs, seeds, strict=True)]).to(
-        device
-    )
+    a, b, y = modular_arithmetic(p, operation, device)
+    order = group_order(p, operation).to(device)
+    train = torch.stack(
+        [train_split(p, f, s, operation) for f, s in zip(fracs, seeds, strict=True)]
+    ).to(device)
     # Each run's training rows, padded to the longest split; padding rows get zero weight.
     idx = torch.zeros(k, int(train.sum(1).max()), dtype=torch.long, device=device)
-    weight = torch.zeros(idx.shape, device=device)
+    weight = torch.zeros(idx.shape, dtype=dtype, device=device)
     for r in range(k):
         rows = train[r].nonzero().squeeze(1)
         idx[r, : len(rows)], weight[r, : len(rows)] = rows, 1.0 / len(rows)
 
-    model = GrokMLP(p, embed_dim, hidden, seeds=seeds, init_scale=scales).to(device)
+    model = GrokMLP(p, embed_dim, hidden, seeds=seeds, init_scale=scales).to(device, dtype)
     opt = torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
-    shrink = (1 - lr * torch.tensor(wds, device=device)).clamp_min(0.0)
+    shrink = (1 - lr * torch.tensor(wds, dtype=dtype, device=device)).clamp_min(0.0)
     settings = pd.DataFrame(
         {
             "label": labels,
@@ -312,11 +437,14 @@ def run_grokking(
             "train_frac": fracs,
             "seed": seeds,
             "init_scale": scales,
+            "operation": operation,
+            "loss": loss,
+            "dtype": str(dtype).removeprefix("torch."),
         }
     )
 
     def evaluate(step: int) -> pd.DataFrame:
-        train_acc, test_acc, train_loss, test_loss = _accuracies(model, a, b, y, train)
+        logits, (train_acc, test_acc, train_loss, test_loss) = _accuracies(model, a, b, y, train)
         row = {
             "step": step,
             "train_loss": train_loss,
@@ -327,13 +455,17 @@ def run_grokking(
         norms = layer_norms(model)
         row.update({f"norm_{n}": v for n, v in norms.items()})
         row["norm_total"] = torch.stack(list(norms.values())).norm(dim=0)
-        params = list(model.parameters())
+        flat = torch.cat([w.detach().flatten(1) for w in model.parameters()], dim=1)  # (K, N)
         for s in prime_scales:
             for absolute in (False, True):
-                col = f"primes_{'abs_' if absolute else ''}x{s:g}"
-                row[col] = [prime_count([w[r] for w in params], s, absolute) for r in range(k)]
-        row[f"fourier_top{top_k}"] = fourier_concentration(model.embed, top_k)
-        row[f"fourier_top{top_k}_in"] = fourier_concentration(neuron_inputs(model), top_k)
+                row[f"primes_{'abs_' if absolute else ''}x{s:g}"] = _prime_counts(flat, s, absolute)
+        row[f"fourier_top{top_k}"] = fourier_concentration(model.embed, top_k, order)
+        row[f"fourier_top{top_k}_tokens"] = fourier_concentration(model.embed, top_k)
+        row[f"fourier_top{top_k}_in"] = fourier_concentration(neuron_inputs(model), top_k, order)
+        ce32 = nn.functional.cross_entropy(
+            logits.float().transpose(1, 2), y.expand(k, -1), reduction="none"
+        )
+        row["collapse"] = ((ce32 == 0) & train).sum(1) / train.sum(1)  # softmax_collapse_rate
         frame = pd.DataFrame(
             {c: v.cpu().numpy() if isinstance(v, Tensor) else v for c, v in row.items()}
         )
@@ -342,10 +474,13 @@ def run_grokking(
     frames = [evaluate(0)]
     for step in range(1, steps + 1):
         logits = model(a[idx], b[idx])  # (K, n_max, p)
-        ce = nn.functional.cross_entropy(logits.transpose(1, 2), y[idx], reduction="none")
-        loss = (ce * weight).sum()  # the sum of each run's mean loss: runs do not interact
+        if loss == "softmax":
+            per_pair = nn.functional.cross_entropy(logits.transpose(1, 2), y[idx], reduction="none")
+        else:
+            per_pair = stablemax_cross_entropy(logits, y[idx])
+        total = (per_pair * weight).sum()  # the sum of each run's mean loss: runs do not interact
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        total.backward()
         with torch.no_grad():  # decoupled weight decay, one rate per run, before the Adam step
             for w in model.parameters():
                 w.mul_(shrink.view(-1, *[1] * (w.dim() - 1)))
@@ -359,30 +494,39 @@ def run_grokking(
 
 @torch.no_grad()
 def _accuracies(model: GrokMLP, a: Tensor, b: Tensor, y: Tensor, train: Tensor):
-    """Per-run train acc, test acc, train loss, test loss, each ``(K,)``; ``train`` ``(K, p^2)``."""
-    logits = model(a, b)  # (K, p^2, p)
+    """Logits ``(K, n, p)`` and per-run train acc, test acc, train loss, test loss, each ``(K,)``;
+    ``train`` ``(K, n)``."""
+    logits = model(a, b)  # (K, n, p)
     loss = nn.functional.cross_entropy(
         logits.transpose(1, 2), y.expand(len(logits), -1), reduction="none"
     )
-    correct = (logits.argmax(-1) == y).float()
-    tr, te = train.float(), (~train).float()
+    correct = (logits.argmax(-1) == y).to(logits.dtype)
+    tr, te = train.to(logits.dtype), (~train).to(logits.dtype)
 
     def mean(v, m):
         return (v * m).sum(1) / m.sum(1)
 
-    return mean(correct, tr), mean(correct, te), mean(loss, tr), mean(loss, te)
+    return logits, (mean(correct, tr), mean(correct, te), mean(loss, tr), mean(loss, te))
 
 
 def fourier_ablation(
-    model: GrokMLP, runs: pd.DataFrame, k: int = 6, which: str = "top"
+    model: GrokMLP,
+    runs: pd.DataFrame,
+    k: int = 6,
+    which: str = "top",
+    generator: torch.Generator | None = None,
+    circle: str = "group",
 ) -> pd.DataFrame:
-    """E3's intervention: replace each run's embedding by its top-``k`` Fourier projection.
+    """E3's intervention: replace each run's embedding by a ``k``-frequency Fourier projection.
 
     Args:
         model: the trained model from ``run_grokking(..., return_model=True)``.
-        runs: one row per run in model order with ``train_frac`` and ``seed`` columns (e.g.
-            ``summarize(history)``), to rebuild each run's split.
-        k, which: the frequencies kept (plus the constant term), see :func:`fourier_project`.
+        runs: one row per run in model order with ``train_frac``, ``seed`` and ``operation``
+            columns (e.g. :func:`summarize` of the history), to rebuild each run's split.
+        k, which, generator: the frequencies kept (plus the constant term), see
+            :func:`fourier_project` (``"random"`` is the energy-matched control).
+        circle: ``"group"`` reads the embedding along :func:`group_order`; ``"tokens"`` in token
+            order (the same for addition; for multiplication the naive reading).
 
     Returns:
         per run (same index as ``runs``): ``train_acc``, ``test_acc`` before and
@@ -393,16 +537,23 @@ def fourier_ablation(
         raise ValueError(
             f"runs must have one row per model copy ({model.n_models}), got {len(runs)}"
         )
+    operations = set(runs["operation"]) if "operation" in runs else {"add"}
+    if len(operations) != 1:
+        raise ValueError(f"runs must share one operation, got {sorted(operations)}")
+    operation = operations.pop()
+    if circle not in ("group", "tokens"):
+        raise ValueError(f"circle must be 'group' or 'tokens', got {circle!r}")
     device = model.embed.device
-    a, b, y = modular_addition(model.p, device)
-    train = torch.stack(
-        [train_split(model.p, f, s) for f, s in zip(runs["train_frac"], runs["seed"], strict=True)]
-    ).to(device)
-    before = _accuracies(model, a, b, y, train)
+    a, b, y = modular_arithmetic(model.p, operation, device)
+    splits = zip(runs["train_frac"], runs["seed"], strict=True)
+    train = torch.stack([train_split(model.p, f, int(s), operation) for f, s in splits])
+    train = train.to(device)
+    before = _accuracies(model, a, b, y, train)[1]
     original = model.embed.data.clone()
     try:
-        model.embed.data = fourier_project(original, k, which)
-        after = _accuracies(model, a, b, y, train)
+        order = group_order(model.p, operation) if circle == "group" else None
+        model.embed.data = fourier_project(original, k, which, order, generator)
+        after = _accuracies(model, a, b, y, train)[1]
     finally:
         model.embed.data = original
     cols = {
@@ -411,7 +562,10 @@ def fourier_ablation(
         f"train_acc_{which}{k}": after[0],
         f"test_acc_{which}{k}": after[1],
     }
-    return pd.DataFrame({c: v.cpu().numpy() for c, v in cols.items()}, index=runs.index)
+    return pd.DataFrame({c: v.float().cpu().numpy() for c, v in cols.items()}, index=runs.index)
+
+
+# ----------------------------------------------------------------------------- reading histories
 
 
 def steps_to(history: pd.DataFrame, column: str = "test_acc", threshold: float = 0.95) -> pd.Series:
@@ -423,136 +577,68 @@ def steps_to(history: pd.DataFrame, column: str = "test_acc", threshold: float =
     return hit.reindex(order).rename(f"step_{column}>={threshold:g}")
 
 
-def summarize(history: pd.DataFrame, train_at: float = 0.99, test_at: float = 0.95) -> pd.DataFrame:
+def grok_time(history: pd.DataFrame, threshold: float = 1.0) -> pd.Series:
+    """Loss-based timing: when each run's test loss first falls below ``threshold``.
+
+    The step is interpolated between the two evaluations around the crossing, linearly in
+    ``log(step)`` against ``log(loss)``, so it moves smoothly with the run instead of jumping by
+    ``eval_every`` as a thresholded accuracy does. NaN where the test loss never gets there.
+    """
+    if not threshold > 0:
+        raise ValueError(f"threshold must be > 0, got {threshold!r}")
+    out = {}
+    for label, g in history.groupby("label", sort=False):
+        g = g[g["step"] > 0].sort_values("step")
+        steps, losses = g["step"].to_numpy(float), g["test_loss"].to_numpy(float)
+        below = np.flatnonzero(losses < threshold)
+        if len(below) == 0:
+            out[label] = np.nan
+            continue
+        i = below[0]
+        if i == 0:
+            out[label] = steps[0]
+            continue
+        (s0, s1), (l0, l1) = np.log(steps[i - 1 : i + 1]), np.log(losses[i - 1 : i + 1])
+        frac = (l0 - math.log(threshold)) / (l0 - l1)
+        out[label] = float(np.exp(s0 + frac * (s1 - s0)))
+    return pd.Series(out, name=f"test_loss<{threshold:g}")
+
+
+def summarize(
+    history: pd.DataFrame, train_at: float = 0.99, test_at: float = 0.95, loss_at: float = 1.0
+) -> pd.DataFrame:
     """One row per run (indexed by label, in run order): its settings, ``fit_step`` (first step
     with train accuracy ``>= train_at``), ``grok_step`` (test ``>= test_at``; NaN if not within
-    the budget), their ``delay``, and the final accuracies."""
+    the budget), ``grok_time`` (:func:`grok_time` at ``loss_at``), the final accuracies and the
+    final ``collapse`` rate."""
     order = history["label"].unique()
     last = history.sort_values("step", kind="stable").groupby("label").last().reindex(order)
-    out = last[["weight_decay", "train_frac", "seed", "init_scale"]].copy()
+    setting_cols = ["weight_decay", "train_frac", "seed", "init_scale", "operation", "loss"]
+    out = last[[c for c in setting_cols if c in last]].copy()
     out["fit_step"] = steps_to(history, "train_acc", train_at)
     out["grok_step"] = steps_to(history, "test_acc", test_at)
-    out["delay"] = out["grok_step"] - out["fit_step"]
+    if "test_loss" in history:
+        out["grok_time"] = grok_time(history, loss_at).reindex(order)
     out["final_train_acc"] = last["train_acc"]
     out["final_test_acc"] = last["test_acc"]
+    if "collapse" in last:
+        out["final_collapse"] = last["collapse"]
     out.index.name = "run"
     return out
 
 
-def probe_change(history: pd.DataFrame, column: str) -> pd.Series:
-    """Per run label: ``column`` at the last step minus its value at the run's ``fit_step``
-    (the end of memorisation). NaN for a run that never fit its training set."""
+def probe_change(history: pd.DataFrame, column: str, since: str = "fit") -> pd.Series:
+    """Per run label: ``column`` at the last step minus its value at the run's ``fit_step`` (the
+    end of memorisation, ``since="fit"``; NaN for a run that never fit its training set) or at
+    initialisation (``since="init"``)."""
+    if since not in ("fit", "init"):
+        raise ValueError(f"since must be 'fit' or 'init', got {since!r}")
     fit = steps_to(history, "train_acc", 0.99)
     out = {}
     for label, g in history.groupby("label", sort=False):
         g = g.set_index("step")[column]
-        out[label] = g.iloc[-1] - g.loc[fit[label]] if fit[label] == fit[label] else np.nan
+        if since == "init":
+            out[label] = g.iloc[-1] - g.iloc[0]
+        else:
+            out[label] = g.iloc[-1] - g.loc[fit[label]] if fit[label] == fit[label] else np.nan
     return pd.Series(out, name=f"change_{column}")
-
-
-# ----------------------------------------------------------------------------- scoring
-
-#: The verdicts a prediction can get.
-VERDICTS = ("held", "failed", "unclear")
-
-
-def e2_prediction(run: pd.Series, reference: pd.Series) -> str:
-    """E2's prediction for a run that changes one setting of the ``reference`` run.
-
-    Weight decay shrinks the memorising solution until the general one wins, so: no decay ->
-    ``"never"`` (not within the budget); less decay, less data (memorising is cheaper) or a larger
-    initialisation (more norm to shed) -> ``"later"``; a smaller initialisation -> ``"earlier"``;
-    only the seed changed -> ``"groks"`` (within the budget, like the reference).
-    """
-    if run["weight_decay"] == 0:
-        return "never"
-    if (
-        run["weight_decay"] < reference["weight_decay"]
-        or run["train_frac"] < reference["train_frac"]
-    ):
-        return "later"
-    if (
-        run["weight_decay"] > reference["weight_decay"]
-        or run["train_frac"] > reference["train_frac"]
-    ):
-        return "earlier"
-    if run["init_scale"] != reference["init_scale"]:
-        return "later" if run["init_scale"] > reference["init_scale"] else "earlier"
-    return "groks"
-
-
-def judge_timing(prediction: str, grok_step: float, band: tuple[float, float]) -> str:
-    """Verdict on a timing prediction, given the observed ``grok_step`` (NaN: not within budget)
-    and the ``band`` ``(min, max)`` of grok steps the reference setting shows across seeds.
-
-    A "later"/"earlier" claim is only decided outside the seed band: inside it, the change is
-    no bigger than what a new seed does, so the verdict is ``"unclear"``.
-    """
-    never = grok_step != grok_step  # NaN
-    low, high = band
-    if prediction == "never":
-        return "held" if never else "failed"
-    if prediction == "groks":
-        return "failed" if never else "held"
-    if prediction == "later":
-        return "held" if never or grok_step > high else "failed" if grok_step < low else "unclear"
-    if prediction == "earlier":
-        return "failed" if never or grok_step > high else "held" if grok_step < low else "unclear"
-    raise ValueError(f"prediction must be never, groks, later or earlier, got {prediction!r}")
-
-
-def score_explanations(
-    summary: pd.DataFrame,
-    primes_change: pd.Series,
-    ablation: pd.DataFrame,
-    reference: str,
-    seed_runs: Sequence[str],
-    k: int = 6,
-    tolerance: float = 0.05,
-    memorised_below: float = 0.1,
-) -> pd.DataFrame:
-    """Score each explanation's prediction on every run except ``reference``, with the rules fixed
-    beforehand (nothing is re-tuned per run):
-
-    - **E1** (primes, as published): the prime count rises after memorisation *if and only if* the
-      run generalises. ``primes_change`` (e.g. :func:`probe_change` of ``primes_x1``) > 0 must equal
-      "``grok_step`` within the budget".
-    - **E2** (decay-driven): :func:`e2_prediction` judged by :func:`judge_timing` against the band
-      of grok steps of ``reference`` and ``seed_runs``.
-    - **E3** (Fourier): the general computation lives in a few frequencies, memorisation does not.
-      Keeping only the top-``k`` frequencies of the embedding costs at most ``tolerance`` test
-      accuracy in every run, and in a run that only memorised (final test accuracy below
-      ``memorised_below``) it destroys the fit to the training set (train accuracy below 0.5).
-      From :func:`fourier_ablation` with ``which="top"``.
-
-    Returns:
-        one row per scored run: ``E1``, ``E2``, ``E3`` verdicts and ``E2 predicts``.
-    """
-    for name, frame in {"primes_change": primes_change, "ablation": ablation}.items():
-        missing = set(summary.index) - set(frame.index)
-        if missing:
-            raise ValueError(
-                f"{name} must have a row for every run of summary, missing {sorted(missing)}"
-            )
-    if reference not in summary.index:
-        raise ValueError(f"reference must be a run label of summary, got {reference!r}")
-    steps = summary.loc[[reference, *seed_runs], "grok_step"]
-    if steps.isna().any():
-        raise ValueError("the reference and seed runs must all generalise to define the seed band")
-    band = (steps.min(), steps.max())
-    ref = summary.loc[reference]
-    rows = {}
-    for label, run in summary.drop(index=reference).iterrows():
-        generalised = run["grok_step"] == run["grok_step"]
-        predicted = e2_prediction(run, ref)
-        abl = ablation.loc[label]
-        kept = abl[f"test_acc_top{k}"] >= abl["test_acc"] - tolerance
-        if abl["test_acc"] < memorised_below:  # a pure memoriser: its fit must not survive
-            kept = kept and abl[f"train_acc_top{k}"] < 0.5
-        rows[label] = {
-            "E1": "held" if (primes_change[label] > 0) == generalised else "failed",
-            "E2 predicts": predicted,
-            "E2": judge_timing(predicted, run["grok_step"], band),
-            "E3": "held" if kept else "failed",
-        }
-    return pd.DataFrame.from_dict(rows, orient="index")
