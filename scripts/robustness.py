@@ -216,6 +216,14 @@ def comparable(outputs, patterns) -> dict[str, list]:
     return dict(flat)
 
 
+def _ignored(cell) -> bool:
+    """nbval's own rule: a cell tagged ``nbval-ignore-output`` (or with the comment) is run but
+    never compared."""
+    tags = cell.get("metadata", {}).get("tags", [])
+    lines = [line.strip() for line in cell.source.splitlines()]
+    return "nbval-ignore-output" in tags or "# NBVAL_IGNORE_OUTPUT" in lines
+
+
 # ----------------------------------------------------------------------------- one run
 
 
@@ -254,6 +262,8 @@ def run_one(path: Path, seed: int, float_path: str, timeout: int) -> dict:
         for output in cell.get("outputs", []):
             if output.get("output_type") == "error":
                 errors.append({"cell": index, "error": f"{output['ename']}: {output['evalue']}"})
+        if _ignored(cell):
+            continue  # nbval does not compare this cell's outputs either
         if comparable(cell.get("outputs", []), patterns) != comparable(committed[index], patterns):
             differs.append(index)
     return {
