@@ -76,7 +76,7 @@ robustness: install
 	$(BIN)/python scripts/robustness.py $(NB)
 
 student: install
-	$(BIN)/python -m hvnotes.student
+	$(BIN)/python scripts/student.py
 
 book: install
 	$(BIN)/python scripts/build_book.py

@@ -24,6 +24,7 @@ agreement over time when each step sees a single environment.
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from collections.abc import Callable, Mapping
 
@@ -33,6 +34,16 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
 from hvnotes import seeding
+from hvnotes.pooled import pooled_env_gradients, pooled_sign_counts, supports_pooled
+from hvnotes.train import (
+    accuracy,
+    check_optimizer,
+    check_positive_int,
+    check_stacked,
+    check_tensor,
+    env_batches,
+    run,
+)
 
 #: ``loss_fn(output, target) -> scalar``: the mean loss over the examples given.
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -58,7 +69,7 @@ def _check_env_grads(env_grads: Tensor) -> None:
 
 
 def _check_tau(tau) -> float:
-    if isinstance(tau, bool) or not isinstance(tau, int | float) or not 0.0 <= tau <= 1.0:
+    if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or not 0.0 <= tau <= 1.0:
         raise ValueError(f"tau must be a number in [0, 1], got {tau!r}")
     return float(tau)
 
@@ -67,23 +78,6 @@ def _check_method(method) -> str:
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     return method
-
-
-def _check_stacked(xs, ys) -> tuple[int, int]:
-    for name, t in (("xs", xs), ("ys", ys)):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{name} must be a Tensor of shape (E, B, ...), got {type(t).__name__}")
-        if t.ndim < 2 or t.shape[0] < 1 or t.shape[1] < 1:
-            raise ValueError(
-                f"{name} must be env-stacked with shape (E, B, ...), E, B >= 1; "
-                f"got {tuple(t.shape)}"
-            )
-    if xs.shape[:2] != ys.shape[:2]:
-        raise ValueError(
-            "xs and ys must be stacked alike, (E, B, ...) with the same E and B; "
-            f"got xs {tuple(xs.shape)} and ys {tuple(ys.shape)}"
-        )
-    return xs.shape[0], xs.shape[1]
 
 
 def required_agreement(tau: float, n_envs: int) -> int:
@@ -189,7 +183,7 @@ def sand_mask(env_grads: Tensor, tau: float, k: float) -> Tensor:
     """
     _check_env_grads(env_grads)
     tau = _check_tau(tau)
-    if isinstance(k, bool) or not isinstance(k, int | float) or not k > 0 or math.isinf(k):
+    if isinstance(k, bool) or not isinstance(k, numbers.Real) or not k > 0 or math.isinf(k):
         raise ValueError(f"k must be a positive finite number, got {k!r}")
     if tau >= 1:
         warnings.warn(
@@ -197,6 +191,8 @@ def sand_mask(env_grads: Tensor, tau: float, k: float) -> Tensor:
             "will be learned; use tau < 1",
             stacklevel=2,
         )
+    if not torch.isfinite(env_grads).all():
+        raise ValueError("env_grads holds NaN or inf values: the mask would be meaningless")
     n_envs = env_grads.shape[0]
     agreement = _sign_count(env_grads).abs() / n_envs
     if n_envs > 1:
@@ -238,7 +234,7 @@ def _env_gradients_and_losses(
     model: nn.Module, loss_fn: LossFn, xs: Tensor, ys: Tensor
 ) -> tuple[dict[str, Tensor], Tensor]:
     """:func:`env_gradients` plus each environment's loss ``(E,)`` (from the same forward)."""
-    _check_stacked(xs, ys)
+    check_stacked(xs, ys)
     params = {name: p.detach() for name, p in _trainable(model).items()}
     frozen = {name: p.detach() for name, p in model.named_parameters() if not p.requires_grad}
     buffers = dict(model.named_buffers())
@@ -248,141 +244,6 @@ def _env_gradients_and_losses(
         return loss, loss.detach()
 
     return vmap(grad(env_loss, has_aux=True), in_dims=(None, 0, 0))(params, xs, ys)
-
-
-# Layers that act on each example separately and hold no parameters: the pooled fast path
-# below is exact for Sequential stacks of these and nn.Linear.
-_PER_EXAMPLE = (
-    nn.ReLU,
-    nn.LeakyReLU,
-    nn.Tanh,
-    nn.Sigmoid,
-    nn.GELU,
-    nn.ELU,
-    nn.SiLU,
-    nn.Softplus,
-    nn.Flatten,
-    nn.Identity,
-    nn.Dropout,  # an independent mask per element, hence per example
-)
-
-
-def supports_pooled(model: nn.Module) -> bool:
-    """True when :func:`pooled_env_gradients` is exact for ``model``: an ``nn.Sequential``
-    (possibly nested) of ``nn.Linear`` and parameter-free per-example layers (ReLU, Flatten...)."""
-    if not isinstance(model, nn.Sequential):
-        return False
-    for module in model.children():
-        if isinstance(module, nn.Sequential):
-            if not supports_pooled(module):
-                return False
-        elif not isinstance(module, (nn.Linear, *_PER_EXAMPLE)):
-            return False
-    return True
-
-
-def _pooled_pass(
-    model: nn.Module, loss_fn: LossFn, xs: Tensor, ys: Tensor
-) -> tuple[Tensor, list[tuple[str, nn.Linear, Tensor, Tensor]]]:
-    """One forward/backward of the pooled mean loss; per Linear: its input ``a`` ``(E, R, in)``
-    and the gradient ``d`` ``(E, R, out)`` of the *environment's* mean loss w.r.t. its output
-    (``R`` = rows per environment). Sets every ``param.grad`` to the pooled gradient."""
-    n_envs, batch = _check_stacked(xs, ys)
-    if not supports_pooled(model):
-        raise TypeError(
-            "the pooled per-environment gradients need an nn.Sequential of nn.Linear and "
-            f"per-example layers (ReLU, Flatten, ...); got {type(model).__name__}: "
-            "use env_gradients instead"
-        )
-    linears = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
-    inputs: dict[str, Tensor] = {}
-    out_grads: dict[str, Tensor] = {}
-
-    def keep(name: str):
-        def forward_hook(module, args, output):
-            inputs[name] = args[0].detach()
-            if output.requires_grad:
-                output.register_hook(lambda g: out_grads.__setitem__(name, g))
-
-        return forward_hook
-
-    handles = [m.register_forward_hook(keep(name)) for name, m in linears]
-    try:
-        for p in model.parameters():
-            p.grad = None
-        with torch.enable_grad():
-            out = model(xs.reshape(n_envs * batch, *xs.shape[2:]))
-            loss = loss_fn(out, ys.reshape(n_envs * batch, *ys.shape[2:]))
-            loss.backward()
-    finally:
-        for h in handles:
-            h.remove()
-    layers = []
-    for name, m in linears:
-        if name not in out_grads:  # a frozen layer that nothing before it needs
-            continue
-        # an example only affects its own environment's loss, and the pooled mean loss is
-        # (1/E) sum_e L_e: E times the pooled output gradient is the env-loss gradient
-        d = out_grads[name].reshape(n_envs, -1, m.out_features) * n_envs
-        a = inputs[name].reshape(n_envs, -1, m.in_features)
-        layers.append((f"{name}." if name else "", m, a, d))
-    return loss.detach(), layers
-
-
-def pooled_env_gradients(
-    model: nn.Module, loss_fn: LossFn, xs: Tensor, ys: Tensor
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """Per-environment gradients of an MLP from ONE forward/backward on the pooled batch.
-
-    The pooled mean loss is backpropagated once (so every ``param.grad`` holds the ordinary ERM
-    gradient); hooks keep each ``nn.Linear``'s input ``a`` ``(E, B, in)`` and output gradient
-    ``d`` ``(E, B, out)``. Since an example only affects its own environment's loss, the weight
-    gradient of environment ``e`` is ``sum_b d[e, b]^T a[e, b]``: one batched matmul (the trick
-    of per-sample-gradient libraries such as Opacus, summed per environment). Equal to
-    :func:`env_gradients` when :func:`supports_pooled` is true, and faster.
-
-    Args:
-        model, loss_fn, xs, ys: as in :func:`env_gradients`.
-
-    Returns:
-        ``(pooled mean loss, {name: (E, *param.shape)})``; side effect: ``param.grad`` is set to
-        the pooled-batch gradient (overwritten, not accumulated).
-    """
-    loss, layers = _pooled_pass(model, loss_fn, xs, ys)
-    grads: dict[str, Tensor] = {}
-    for prefix, m, a, d in layers:
-        if m.weight.requires_grad:
-            grads[prefix + "weight"] = torch.bmm(d.transpose(1, 2), a)
-        if m.bias is not None and m.bias.requires_grad:
-            grads[prefix + "bias"] = d.sum(dim=1)
-    return loss, grads
-
-
-def _pooled_sign_counts(
-    model: nn.Module, loss_fn: LossFn, xs: Tensor, ys: Tensor, block: int = 2**18
-) -> tuple[Tensor, dict[str, Tensor]]:
-    """``sum_e sign(g_e)`` per parameter without ever holding the ``(E, ...)`` stack.
-
-    The weight gradients are formed a few environments at a time (``block`` numbers, ~1 MB,
-    stays in cache) and reduced to signs at once. With one example per environment the sign of
-    an outer product is the outer product of signs, so the count is a single matmul.
-    """
-    loss, layers = _pooled_pass(model, loss_fn, xs, ys)
-    counts: dict[str, Tensor] = {}
-    for prefix, m, a, d in layers:
-        if m.weight.requires_grad:
-            if a.shape[1] == 1:
-                counts[prefix + "weight"] = d[:, 0].sign().T @ a[:, 0].sign()
-            else:
-                chunk = max(1, block // m.weight.numel())
-                count = torch.zeros_like(m.weight)
-                for i in range(0, a.shape[0], chunk):
-                    g = torch.bmm(d[i : i + chunk].transpose(1, 2), a[i : i + chunk])
-                    count += g.sign_().sum(dim=0)
-                counts[prefix + "weight"] = count
-        if m.bias is not None and m.bias.requires_grad:
-            counts[prefix + "bias"] = d.sum(dim=1).sign().sum(dim=0)
-    return loss, counts
 
 
 # ---------------------------------------------------------------------------------------------
@@ -427,12 +288,15 @@ def and_mask_step(
     """
     _check_tau(tau)
     _check_method(method)
+    n_envs = check_stacked(xs, ys)[0]
+    check_tensor("xs", xs)
+    check_tensor("ys", ys)
+    check_optimizer(optimizer, model)
     params = _trainable(model)
-    n_envs = _check_stacked(xs, ys)[0]
     masks, updates = {}, {}
     with torch.no_grad():
         if supports_pooled(model) and method == "and":
-            loss, counts = _pooled_sign_counts(model, loss_fn, xs, ys)
+            loss, counts = pooled_sign_counts(model, loss_fn, xs, ys)
             needed = required_agreement(tau, n_envs)
             for name, count in counts.items():
                 masks[name] = (count.abs() >= needed).to(count.dtype)
@@ -453,6 +317,10 @@ def and_mask_step(
             fraction = masks[name].mean()
             params[name].grad = _rescale(update, fraction) if rescale else update
             kept[name] = fraction.item()
+    if not torch.isfinite(loss):
+        raise ValueError(
+            f"the loss is {loss.item()}: the model's weights or outputs are not finite"
+        )
     optimizer.step()
     return loss.item(), kept
 
@@ -496,51 +364,34 @@ def fit_and_mask(
     whole notebook (this function changes no global state).
 
     Returns:
-        DataFrame with one row per evaluation: ``step``, ``loss`` (mean since the last row),
-        ``kept`` (mean kept fraction over parameters), ``kept_<param>`` per parameter, and
-        ``acc_<name>``.
+        DataFrame with one row per evaluation (:func:`hvnotes.train.run`): ``step``, ``loss``
+        (mean since the last row), ``kept`` (mean kept fraction over parameters),
+        ``kept_<param>`` per parameter, ``seconds`` and ``acc_<name>``.
     """
-    from hvnotes.train import accuracy
-
-    n_envs, n_per_env = _check_stacked(x_envs, y_envs)
-    envs_per_step = n_envs if envs_per_step is None else envs_per_step
-    for name, value, top in (
-        ("steps", steps, None),
-        ("batch_per_env", batch_per_env, n_per_env),
-        ("envs_per_step", envs_per_step, n_envs),
-        ("eval_every", eval_every, None),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive int, got {value!r}")
-        if top is not None and value > top:
-            raise ValueError(f"{name} must be <= {top} (the data's size), got {value}")
-    generator = seeding.generator(seed)
-    device = x_envs.device
+    check_stacked(x_envs, y_envs)
+    check_optimizer(optimizer, model)
     eval_sets = dict(eval_sets or {})
-    rows, losses, kepts = [], [], []
-    model.train()
-    for step in range(1, steps + 1):
-        envs = torch.randperm(n_envs, generator=generator)[:envs_per_step]
-        idx = torch.rand(envs_per_step, n_per_env, generator=generator).argsort(dim=1)
-        idx = idx[:, :batch_per_env]
-        envs, idx = envs.to(device), idx.to(device)
-        xs = x_envs[envs[:, None], idx]
-        ys = y_envs[envs[:, None], idx]
+
+    def step(xs: Tensor, ys: Tensor) -> dict[str, float]:
+        model.train()
         loss, kept = and_mask_step(
             model, loss_fn, xs, ys, optimizer, tau, method=method, rescale=rescale, k=k
         )
-        losses.append(loss)
-        kepts.append(kept)
-        if step % eval_every == 0 or step == steps:
-            row = {"step": step, "loss": sum(losses) / len(losses)}
-            mean_kept = {n: sum(kd[n] for kd in kepts) / len(kepts) for n in kepts[0]}
-            row["kept"] = sum(mean_kept.values()) / len(mean_kept)
-            row.update({f"kept_{n}": v for n, v in mean_kept.items()})
-            row.update({f"acc_{name}": accuracy(model, *xy) for name, xy in eval_sets.items()})
-            rows.append(row)
-            losses, kepts = [], []
-            model.train()
-    return pd.DataFrame(rows)
+        return {"loss": loss} | {f"kept_{name}": value for name, value in kept.items()}
+
+    def evaluate() -> dict[str, float]:
+        return {f"acc_{name}": accuracy(model, *xy) for name, xy in eval_sets.items()}
+
+    batches = env_batches(
+        x_envs, y_envs, batch_per_env=batch_per_env, envs_per_step=envs_per_step, seed=seed
+    )
+    history = run(
+        step, batches, steps=steps, log_every=check_positive_int("eval_every", eval_every),
+        evaluate=evaluate, progress=False,
+    )  # fmt: skip
+    kept = [c for c in history.columns if c.startswith("kept_")]
+    history.insert(2, "kept", history[kept].mean(axis=1))
+    return history
 
 
 # ---------------------------------------------------------------------------------------------

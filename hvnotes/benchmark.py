@@ -1,14 +1,17 @@
 """One shortcut benchmark, every method (notebook 05): train ERM, AND-mask, RRR and IRMv1 on the
 same data with the same model and budget, then ask each model *which reasons* it learned.
 
-Methods are small comparable units, as in DomainBed's ``algorithms.py``: each is one training
-step on an env-stacked batch ``xs`` ``(E, B, H, W)``, ``ys`` ``(E, B)``.
+Methods are small comparable units, as in DomainBed's ``algorithms.py``: each is a
+:class:`Method` with one ``update`` per env-stacked batch ``xs`` ``(E, B, H, W)``, ``ys``
+``(E, B)``, and its hyper-parameters in one registry (:data:`HPARAMS`); :func:`train` runs any of
+them through the package's one loop (:func:`hvnotes.train.run`).
 
 * ``"ERM"``: cross-entropy on the pooled batch; needs nothing from the user.
 * ``"AND-mask"``: :func:`hvnotes.andmask.and_mask_step`; needs environments.
 * ``"RRR"``: :func:`hvnotes.rrr.rrr_loss` with the shortcut annotated; needs annotations.
 * ``"IRMv1"``: pooled cross-entropy plus each environment's squared gradient with respect to a
-  dummy scale on the logits (Arjovsky et al. 2019); needs environments.
+  dummy scale on the logits (Arjovsky et al. 2019), Adam reset at the penalty's switch as in
+  DomainBed; needs environments.
 
 The reasons of a trained model are read three ways: input gradients (how much of their mass is on
 the shortcut), the :mod:`hvnotes.sst` checker (is the digit alone, or the frame alone, a
@@ -19,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -28,9 +32,7 @@ from torch import Tensor, nn
 
 from hvnotes import andmask, datasets, models, rrr, seeding, sst
 from hvnotes.datasets import ShortcutDigits
-from hvnotes.train import accuracy, predict
-
-METHODS = ("ERM", "AND-mask", "RRR", "IRMv1")
+from hvnotes.train import accuracy, check_positive_int, env_batches, predict, run
 
 
 def irm_penalty(logits: Tensor, y: Tensor) -> Tensor:
@@ -44,27 +46,110 @@ def irm_penalty(logits: Tensor, y: Tensor) -> Tensor:
     return g.square()
 
 
-def _step(method, model, opt, xs, ys, shortcut, step, hp) -> None:
-    """One training step of ``method`` on the env-stacked batch (``hp``: its hyperparameters)."""
-    if method == "AND-mask":
-        andmask.and_mask_step(model, F.cross_entropy, xs, ys, opt, tau=hp["tau"])
-        return
-    x, y = xs.flatten(0, 1), ys.flatten()
-    if method == "ERM":
-        loss = F.cross_entropy(model(x), y)
-    elif method == "RRR":
-        loss = rrr.rrr_loss(model, x, y, shortcut, hp["l2_grads"])[0]
-    else:  # IRMv1: penalty weight 1 during the warm-up, then large; rescaled as in the paper
-        logits = model(x).view(*ys.shape, -1)
-        ce = F.cross_entropy(logits.flatten(0, 1), y)
-        penalty = torch.stack(
-            [irm_penalty(le, ye) for le, ye in zip(logits, ys, strict=True)]
-        ).mean()
-        weight = 1.0 if step < hp["irm_anneal"] else hp["irm_weight"]
-        loss = (ce + weight * penalty) / max(1.0, weight)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    opt.step()
+class Method:
+    """One algorithm, DomainBed style: a network, its optimizer, and one ``update`` per batch.
+
+    Subclasses set ``defaults`` (their hyper-parameters; the registry :data:`HPARAMS` collects
+    them) and implement ``update(xs, ys, step) -> {term: float}`` on an env-stacked batch
+    ``xs`` ``(E, B, H, W)``, ``ys`` ``(E, B)``; the returned terms are logged in the history.
+    Every method gets the same optimizer: Adam with coupled ``weight_decay`` (for the AND-mask
+    it acts after the mask).
+    """
+
+    defaults: dict = {}
+
+    def __init__(
+        self, model: nn.Module, data: ShortcutDigits, *, lr: float, weight_decay: float, **hparams
+    ) -> None:
+        unknown = sorted(set(hparams) - set(self.defaults))
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__} takes the hyper-parameters {sorted(self.defaults)}, "
+                f"got {unknown}"
+            )
+        self.model, self.data, self.hp = model, data, self.defaults | hparams
+        self.lr, self.weight_decay = lr, weight_decay
+        self.optimizer = self.new_optimizer()
+
+    def new_optimizer(self) -> torch.optim.Optimizer:
+        return torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+
+    def descend(self, loss: Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+    def update(self, xs: Tensor, ys: Tensor, step: int) -> dict[str, float]:
+        raise NotImplementedError
+
+
+class ERM(Method):
+    """Cross-entropy on the pooled batch; needs nothing from the user."""
+
+    def update(self, xs, ys, step):
+        loss = F.cross_entropy(self.model(xs.flatten(0, 1)), ys.flatten())
+        self.descend(loss)
+        return {"loss": loss.item()}
+
+
+class ANDMask(Method):
+    """:func:`hvnotes.andmask.and_mask_step` with threshold ``tau``; needs environments."""
+
+    defaults = {"tau": 1.0}
+
+    def update(self, xs, ys, step):
+        loss, kept = andmask.and_mask_step(
+            self.model, F.cross_entropy, xs, ys, self.optimizer, tau=self.hp["tau"]
+        )
+        return {"loss": loss, "kept": sum(kept.values()) / len(kept)}
+
+
+class RRR(Method):
+    """:func:`hvnotes.rrr.rrr_loss` with the shortcut annotated, weight ``l2_grads`` (λ1)."""
+
+    defaults = {"l2_grads": 10.0}
+
+    def update(self, xs, ys, step):
+        total, ce, rr = rrr.rrr_loss(
+            self.model, xs.flatten(0, 1), ys.flatten(), self.data.shortcut, self.hp["l2_grads"]
+        )
+        self.descend(total)
+        return {"loss": total.item(), "ce": ce.item(), "rr": rr.item()}
+
+
+class IRMv1(Method):
+    """IRMv1 (Arjovsky et al. 2019), as DomainBed runs it; needs environments.
+
+    Pooled cross-entropy plus ``w`` times the mean of each environment's :func:`irm_penalty`,
+    with ``w = 1`` for the first ``irm_anneal`` steps and ``irm_weight`` after. At the switch
+    Adam is reset, because its moment estimates would otherwise meet gradients a hundred times
+    larger than the ones they were built on (DomainBed's fix).
+    """
+
+    defaults = {"irm_weight": 100.0, "irm_anneal": 100}
+
+    def update(self, xs, ys, step):
+        if step == self.hp["irm_anneal"]:
+            self.optimizer = self.new_optimizer()
+        logits = self.model(xs.flatten(0, 1)).view(*ys.shape, -1)
+        ce = F.cross_entropy(logits.flatten(0, 1), ys.flatten())
+        penalty = torch.stack([irm_penalty(le, ye) for le, ye in zip(logits, ys, strict=True)])
+        weight = 1.0 if step < self.hp["irm_anneal"] else self.hp["irm_weight"]
+        loss = ce + weight * penalty.mean()
+        self.descend(loss)
+        return {"loss": loss.item(), "ce": ce.item(), "penalty": penalty.mean().item()}
+
+
+#: the methods by name, and their hyper-parameters (DomainBed's registry)
+METHODS: dict[str, type[Method]] = {"ERM": ERM, "AND-mask": ANDMask, "RRR": RRR, "IRMv1": IRMv1}
+HPARAMS: dict[str, dict] = {name: dict(cls.defaults) for name, cls in METHODS.items()}
+
+
+class Trained(NamedTuple):
+    """A trained model (in eval mode) and its training history."""
+
+    model: nn.Module
+    history: pd.DataFrame
 
 
 def train(
@@ -76,47 +161,43 @@ def train(
     weight_decay: float = 1e-4,
     hidden: tuple[int, ...] = (64,),
     batch_per_env: int | None = None,
-    tau: float = 1.0,
-    l2_grads: float = 10.0,
-    irm_weight: float = 100.0,
-    irm_anneal: int = 100,
+    log_every: int | None = None,
     seed: int | None = None,
-) -> nn.Module:
-    """Train a fresh ``models.mlp(H * W, hidden, 10)`` with ``method`` and return it (eval mode).
+    **hparams,
+) -> Trained:
+    """Train a fresh ``models.mlp(H * W, hidden, 10)`` with ``method``; return it and its history.
 
-    Every method gets the same model, initialisation (``seed``), optimizer (Adam with coupled
-    ``weight_decay``, which the AND-mask applies after its mask) and batches: ``steps`` steps on
-    ``batch_per_env`` examples of every environment (None: all of them, full batch).
+    Every method gets the same model, initialisation (``seed``; None: the run's
+    ``hvnotes.derive_seed(0)``), optimizer and batches: ``steps`` steps on ``batch_per_env``
+    examples of every environment (None: all of them, full batch), drawn by
+    :func:`hvnotes.train.env_batches`.
 
     Args:
         method: one of :data:`METHODS`.
         data: the benchmark (``x_train`` ``(E, N, H, W)``), on the device to train on.
-        tau: AND-mask agreement threshold; l2_grads: RRR's λ1 (the frame is annotated);
-        irm_weight, irm_anneal: IRMv1's penalty weight and the steps before it switches on.
+        log_every: one history row every ``log_every`` steps (None: one row, at the end).
+        hparams: the method's own hyper-parameters (:data:`HPARAMS` has the defaults).
+
+    Returns:
+        :class:`Trained`: the model in eval mode, and the history of :func:`hvnotes.train.run`
+        (``step``, the method's logged terms, ``seconds``).
     """
     if method not in METHODS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
-    n_envs, n_per_env = data.y_train.shape
-    if batch_per_env is not None and not 1 <= batch_per_env <= n_per_env:
-        raise ValueError(f"batch_per_env must be in [1, {n_per_env}] or None, got {batch_per_env}")
+        raise ValueError(f"method must be one of {tuple(METHODS)}, got {method!r}")
+    steps = check_positive_int("steps", steps)
     seed = seeding.resolve_seed(seed)
     with seeding.torch_seed(seed):
         model = models.mlp(math.prod(data.x_train.shape[2:]), hidden, 10).to(data.x_train.device)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    hp = {"tau": tau, "l2_grads": l2_grads, "irm_weight": irm_weight, "irm_anneal": irm_anneal}
-    generator = seeding.generator(seed)
-    envs = torch.arange(n_envs, device=data.x_train.device)[:, None]
-    model.train()
-    for step in range(steps):
-        xs, ys = data.x_train, data.y_train
-        if batch_per_env is not None:
-            idx = torch.rand(n_envs, n_per_env, generator=generator).argsort(dim=1)
-            idx = idx[:, :batch_per_env].to(xs.device)
-            xs, ys = xs[envs, idx], ys[envs, idx]
-        _step(method, model, opt, xs, ys, data.shortcut, step, hp)
-    return model.eval()
+    algorithm = METHODS[method](model, data, lr=lr, weight_decay=weight_decay, **hparams)
+    counter = iter(range(steps))
+
+    def step(xs, ys):
+        model.train()
+        return algorithm.update(xs, ys, next(counter))
+
+    batches = env_batches(data.x_train, data.y_train, batch_per_env=batch_per_env, seed=seed)
+    history = run(step, batches, steps=steps, log_every=log_every or steps, progress=False)
+    return Trained(model.eval(), history)
 
 
 def sufficient_subsets(
@@ -222,7 +303,7 @@ def env_sweep(
     for n_envs in env_counts:
         data = datasets.shortcut_digits(n_envs=n_envs, seed=seed).to(device or "cpu")
         for method in methods:
-            model = train(method, data, seed=seed, **train_kw)
+            model = train(method, data, seed=seed, **train_kw).model
             grads = rrr.input_gradients(model, data.x_id)
             rows.append(
                 {
@@ -252,7 +333,7 @@ def seed_table(
     for method in methods:
         preds, shift, mass = [], [], []
         for seed in seeds:
-            model = train(method, data, seed=seed, **train_kw)
+            model = train(method, data, seed=seed, **train_kw).model
             preds.append(predict(model, data.x_shift))
             shift.append((preds[-1] == data.y_test).float().mean().item())
             grads = rrr.input_gradients(model, data.x_id)

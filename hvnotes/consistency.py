@@ -298,7 +298,7 @@ def _check_hessians(hessians) -> np.ndarray:
         raise ValueError(f"hessians must have shape (E, n, n), got {tuple(h.shape)}")
     if not np.isfinite(h).all():
         raise ValueError("hessians must be finite (found NaN or inf)")
-    scale = max(1.0, float(np.abs(h).max()))
+    scale = float(np.abs(h).max()) or 1.0  # relative checks: the score is scale-free
     if not np.allclose(h, h.transpose(0, 2, 1), atol=1e-10 * scale):
         raise ValueError("hessians must be symmetric matrices")
     if np.linalg.eigvalsh(h).min() < -1e-10 * scale:
@@ -324,10 +324,12 @@ def quadratic_inconsistency(hessians, eps: float) -> float:
     if h.shape[0] < 2:
         raise ValueError(f"hessians must have shape (E, n, n) with E >= 2, got {h.shape}")
     eps = _check_eps(eps)
+    # "flat" is judged relative to the largest curvature of all environments, so the score does
+    # not change when every Hessian is multiplied by the same constant (it is a ratio)
+    tol = 1e-12 * float(np.abs(np.linalg.eigvalsh(h)).max())
     worst = 0.0
     for e in range(len(h)):
         vals, vecs = np.linalg.eigh(h[e])
-        tol = 1e-12 * max(1.0, float(np.abs(vals).max()))
         flat, curved = vecs[:, vals <= tol], vecs[:, vals > tol]
         # H_e^{-1/2} restricted to the directions where e curves at all
         whiten = curved / np.sqrt(vals[vals > tol])

@@ -118,8 +118,7 @@ def rrr_loss(
         ``(total, ce, rr)``: ``ce`` the mean cross-entropy, ``rr = λ1 · mean_n Σ_d (A_nd g_nd)²``
         with ``g = input_gradients(model, x, create_graph=True)``, and ``total = ce + rr``.
     """
-    if isinstance(l2_grads, bool) or not isinstance(l2_grads, int | float) or l2_grads < 0:
-        raise ValueError(f"l2_grads must be a number >= 0, got {l2_grads!r}")
+    l2_grads = train.check_number("l2_grads", l2_grads, low=0.0)
     if not isinstance(x, Tensor) or x.ndim < 2:
         raise ValueError("x must be a Tensor of shape (B, ...)")
     if not isinstance(y, Tensor) or y.shape != x.shape[:1]:
@@ -191,40 +190,27 @@ def fit_rrr(
 ) -> pd.DataFrame:
     """Train ``model`` with :func:`rrr_loss` using :func:`hvnotes.train.fit`.
 
-    Per-row annotations must travel with their rows through the shuffled minibatches, but
-    ``fit`` hands its loss only ``(model, xb, yb)``; so we pass ``fit`` the row *indices* as
-    labels and look up the labels and annotations of each batch inside the loss.
-
     Args:
         x, y: training set ``(N, ...)``, ``(N,)``.
-        annotations: ``(N, ...)`` (one mask per row) or one mask broadcastable to ``x[0]``.
+        annotations: ``(N, ...)`` (one mask per row, shuffled with its row) or one mask
+            broadcastable to ``x[0]`` (the same for every row).
         l2_grads: λ1.
         fit_kwargs: passed to :func:`hvnotes.train.fit` (epochs, batch_size, lr, weight_decay,
             eval_sets, seed, progress, ...).
 
     Returns:
-        ``fit``'s history with two more columns, ``ce`` and ``rr``: the epoch means of the two
-        terms. ``history.attrs["steps"]`` holds them per optimizer step.
+        ``fit``'s history with the epoch means of the two terms, ``ce`` and ``rr``, beside the
+        total ``loss``; ``history.attrs["steps"]`` holds all three per optimizer step.
     """
-    per_row = _per_row_annotations(annotations, x)
-    mask = annotations.to(x.device)
-    log: list[tuple[float, float]] = []
+    l2_grads = train.check_number("l2_grads", l2_grads, low=0.0)
+    mask = _check_annotations(annotations, x)
 
-    def loss_fn(model, xb, idx):
-        out = rrr_loss(model, xb, y[idx], mask[idx] if per_row else mask, l2_grads)
-        log.append((out[1].item(), out[2].item()))
-        return out
+    def terms(model, xb, yb, *ab):
+        total, ce, rr = rrr_loss(model, xb, yb, ab[0] if ab else mask, l2_grads)
+        return {"loss": total, "ce": ce, "rr": rr}
 
-    rows = torch.arange(len(x), device=x.device)
-    history = train.fit(model, x, rows, loss_fn=loss_fn, **fit_kwargs)
-    steps = pd.DataFrame(log, columns=["ce", "rr"])
-    steps.index.name = "step"
-    per_epoch = -(-len(x) // fit_kwargs.get("batch_size", 256))
-    means = steps.groupby(steps.index // per_epoch).mean().reset_index(drop=True)
-    history.insert(2, "ce", means["ce"].to_numpy()[: len(history)])
-    history.insert(3, "rr", means["rr"].to_numpy()[: len(history)])
-    history.attrs["steps"] = steps
-    return history
+    rows = (mask,) if _per_row_annotations(annotations, x) else ()
+    return train.fit(model, x, y, *rows, loss_fn=terms, log_steps=True, **fit_kwargs)
 
 
 def rr_ce_ratio(
@@ -251,8 +237,8 @@ def rr_ce_ratio(
     is tiny for moderate λ1, and "ratio ≈ 1" lands past the flat part of the shifted-test curve;
     check the choice against data where the shortcut is broken.
     """
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    steps = train.check_positive_int("steps", steps)
+    l2_grads = train.check_number("l2_grads", l2_grads, low=0.0)
     probe = copy.deepcopy(model)
     per_row = _per_row_annotations(annotations, x)
     opt = torch.optim.Adam(probe.parameters(), lr=lr)
@@ -329,9 +315,14 @@ def find_another_explanation(
     for i, lam in enumerate(lams):
         with seeding.torch_seed(first_seed + i):  # the caller's RNG stream is left as it was
             model = make_model()
+        if any(model is r.model for r in out):
+            raise ValueError(
+                "make_model must return a new model every round, got the same object twice "
+                "(it would overwrite the earlier rounds)"
+            )
         history = fit_rrr(model, x, y, annotations, lam, eval_sets=eval_sets, **fit_kwargs)
-        model.eval()
-        mask = largest_gradient_mask(_batched_input_gradients(model, x), cutoff, channel_dim)
+        with train.evaluating(model):
+            mask = largest_gradient_mask(_batched_input_gradients(model, x), cutoff, channel_dim)
         out.append(Round(model, annotations, mask, history))
         annotations = annotations | mask
     return out

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hvnotes import andmask, datasets, models
+from hvnotes import andmask, datasets, models, pooled
 
 # ---------------------------------------------------------------------------------------------
 # Slow references: one component at a time, plain Python numbers
@@ -219,7 +219,7 @@ def test_pooled_env_gradients_match_per_env_autograd(batch):
     torch.manual_seed(1)
     model = models.mlp(6, (8, 7), 3)
     xs, ys = stacked_batch(n_envs=6, batch=batch)
-    loss, got = andmask.pooled_env_gradients(model, F.cross_entropy, xs, ys)
+    loss, got = pooled.pooled_env_gradients(model, F.cross_entropy, xs, ys)
     want = loop_reference(model, xs, ys)
     for name, g in want.items():
         torch.testing.assert_close(got[name], g, rtol=1e-5, atol=1e-6)
@@ -229,7 +229,7 @@ def test_pooled_env_gradients_match_per_env_autograd(batch):
         F.cross_entropy(model(xs.flatten(0, 1)), ys.flatten()).item()
     )
     with pytest.raises(TypeError, match="env_gradients"):
-        andmask.pooled_env_gradients(Tower(), F.cross_entropy, xs, ys)
+        pooled.pooled_env_gradients(Tower(), F.cross_entropy, xs, ys)
 
 
 @pytest.mark.parametrize("batch", [1, 3])
@@ -239,7 +239,7 @@ def test_streamed_sign_counts_match_env_gradients(batch, block):
     torch.manual_seed(4)
     model = models.mlp(6, (8, 7), 3)
     xs, ys = stacked_batch(n_envs=9, batch=batch)
-    _, counts = andmask._pooled_sign_counts(model, F.cross_entropy, xs, ys, block=block)
+    _, counts = pooled.pooled_sign_counts(model, F.cross_entropy, xs, ys, block=block)
     for name, g in loop_reference(model, xs, ys).items():
         assert torch.equal(counts[name], g.sign().sum(0)), name
 

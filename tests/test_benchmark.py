@@ -105,18 +105,49 @@ def test_irm_penalty_matches_finite_differences():
 
 
 def test_and_mask_with_tau_zero_is_erm(data):
-    erm = benchmark.train("ERM", data, steps=5, batch_per_env=16)
-    andm = benchmark.train("AND-mask", data, steps=5, batch_per_env=16, tau=0.0)
+    erm = benchmark.train("ERM", data, steps=5, batch_per_env=16).model
+    andm = benchmark.train("AND-mask", data, steps=5, batch_per_env=16, tau=0.0).model
     for p, q in zip(erm.parameters(), andm.parameters(), strict=True):
         assert torch.allclose(p, q, atol=1e-6)
-    strict = benchmark.train("AND-mask", data, steps=5, batch_per_env=16, tau=1.0)
+    strict = benchmark.train("AND-mask", data, steps=5, batch_per_env=16, tau=1.0).model
     assert not all(
         torch.allclose(p, q) for p, q in zip(erm.parameters(), strict.parameters(), strict=True)
     )
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="method"):
         benchmark.train("SGD", data)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="batch_per_env"):
         benchmark.train("ERM", data, batch_per_env=10_000)
+    with pytest.raises(ValueError, match="hyper-parameters"):
+        benchmark.train("ERM", data, tau=1.0)  # another method's knob: a clear error
+
+
+def test_every_method_logs_its_terms_and_the_registry_has_its_defaults(data):
+    assert benchmark.HPARAMS == {
+        "ERM": {},
+        "AND-mask": {"tau": 1.0},
+        "RRR": {"l2_grads": 10.0},
+        "IRMv1": {"irm_weight": 100.0, "irm_anneal": 100},
+    }
+    irm = benchmark.train("IRMv1", data, steps=6, batch_per_env=8, log_every=2, irm_anneal=3)
+    assert list(irm.history["step"]) == [2, 4, 6]
+    assert {"loss", "ce", "penalty", "seconds"} <= set(irm.history.columns)
+    assert not irm.model.training
+    rrr_run = benchmark.train("RRR", data, steps=2, batch_per_env=8)
+    assert {"ce", "rr"} <= set(rrr_run.history.columns)
+
+
+def test_irm_resets_adam_when_the_penalty_switches_on(data):
+    # after the reset Adam's first step has the full size lr in every moving weight, as at the start
+    run = benchmark.train("IRMv1", data, steps=3, batch_per_env=8, irm_anneal=2, lr=1e-2)
+    ref = benchmark.train("IRMv1", data, steps=2, batch_per_env=8, irm_anneal=2, lr=1e-2)
+    step = torch.cat(
+        [
+            (p - q).flatten()
+            for p, q in zip(run.model.parameters(), ref.model.parameters(), strict=True)
+        ]
+    )
+    moved = step[step.abs() > 1e-7].abs()
+    assert moved.median().item() == pytest.approx(1e-2, rel=0.02)
 
 
 def test_first_layer_agreement_against_a_loop(data):
@@ -136,7 +167,7 @@ def test_first_layer_agreement_against_a_loop(data):
 
 
 def test_reasons_of_a_short_run_are_fractions(data):
-    model = benchmark.train("RRR", data, steps=20, batch_per_env=32)
+    model = benchmark.train("RRR", data, steps=20, batch_per_env=32).model
     row = benchmark.reasons(model, data, n_explain=3)
     assert set(row) >= {"train", "id", "shift", "grad_on_frame", "subset_size", "subset_has_frame"}
     assert all(0.0 <= v <= 1.0 for v in row.values())

@@ -20,7 +20,7 @@ def test_fit_learns_separable_blobs_and_records_history():
     history = train.fit(
         model, x, y, epochs=20, batch_size=32, lr=1e-2, eval_sets={"train": (x, y)}, progress=False
     )
-    assert list(history.columns) == ["epoch", "loss", "acc_train"]
+    assert list(history.columns) == ["epoch", "loss", "seconds", "acc_train"]
     assert len(history) == 20
     assert history["loss"].iloc[-1] < history["loss"].iloc[0]
     assert train.accuracy(model, x, y) == 1.0

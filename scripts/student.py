@@ -1,7 +1,7 @@
 """Write learner copies of the course notebooks, with the exercise solutions taken out.
 
-    python -m hvnotes.student            # (re)write notebooks/exercises/
-    python -m hvnotes.student --check    # exit 1 if the committed copies are out of date
+    python scripts/student.py            # (re)write notebooks/exercises/  (make student)
+    python scripts/student.py --check    # exit 1 if the committed copies are out of date
 
 The tested notebooks in ``notebooks/`` are the single source. An exercise is a code cell tagged
 ``exercise`` whose reference solution sits between two marker lines::

@@ -1,0 +1,98 @@
+"""The three notions of sufficiency and the checks of their arguments (notebook 04).
+
+A *sufficient reason* for a prediction ``f(x)`` is a subset ``S`` of the input features such that
+fixing ``x_S`` and filling the complement ``S̄`` some other way keeps the predicted class. How the
+complement is filled is the *notion*:
+
+* ``"baseline"``: a fixed value (0 = the MNIST background);
+* ``"probabilistic"``: a draw from the input domain (uniform on the input range by default, or
+  whole training images via ``pool=``), reported as the rate over ``n_draws`` draws;
+* ``"robust"``: the worst case in an ℓ∞ ball of radius ``eps`` around ``x``, found by PGD.
+
+Both SST training (:mod:`hvnotes.sst`) and the checker (:mod:`hvnotes.sufficiency`) validate their
+arguments with the functions here; they compute nothing, so the two stay independent.
+
+Shapes: inputs ``x`` are ``(N, *shape)``; a mask ``keep`` is a bool tensor broadcastable to
+``x`` (usually the same shape); ``True`` = the feature is in ``S``.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import torch
+from torch import Tensor
+
+NOTIONS = ("baseline", "probabilistic", "robust")
+
+
+def check_notion(notion) -> str:
+    if notion not in NOTIONS:
+        raise ValueError(f"notion must be one of {NOTIONS}, got {notion!r}")
+    return notion
+
+
+def check_x(x) -> Tensor:
+    if not isinstance(x, Tensor) or not x.is_floating_point() or x.ndim < 2:
+        raise TypeError(
+            f"x must be a float Tensor of shape (N, *shape), got "
+            f"{type(x).__name__}{f' of shape {tuple(x.shape)}, {x.dtype}' if isinstance(x, Tensor) else ''}"
+        )
+    if len(x) == 0:
+        raise ValueError(f"x must hold at least one row, got shape {tuple(x.shape)}")
+    if not torch.isfinite(x).all():
+        raise ValueError("x holds NaN or inf values")
+    return x
+
+
+def check_baseline(baseline) -> None:
+    values = baseline if isinstance(baseline, Tensor) else torch.as_tensor(float(baseline))
+    if not torch.isfinite(values).all():
+        raise ValueError(f"baseline must be finite, got {baseline!r}")
+
+
+def check_generator(generator) -> None:
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+        )
+
+
+def check_keep(x: Tensor, keep) -> Tensor:
+    """``keep`` as a bool tensor of exactly ``x.shape`` (broadcasting may not change x's shape)."""
+    if not isinstance(keep, Tensor) or keep.dtype != torch.bool:
+        raise TypeError(
+            f"keep must be a bool Tensor broadcastable to x {tuple(x.shape)}, "
+            f"got {type(keep).__name__}{'' if not isinstance(keep, Tensor) else ' of ' + str(keep.dtype)}"
+        )
+    try:
+        shape = torch.broadcast_shapes(keep.shape, x.shape)
+    except RuntimeError:
+        shape = None
+    if shape != x.shape:
+        raise ValueError(
+            f"keep has shape {tuple(keep.shape)}, which does not broadcast to x's shape "
+            f"{tuple(x.shape)}; pass a mask of shape {tuple(x.shape)} or {tuple(x.shape[1:])}"
+        )
+    return keep.to(x.device).expand_as(x)
+
+
+def check_bounds(bounds) -> tuple[float, float]:
+    lo, hi = (float(b) for b in bounds)
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise ValueError(f"bounds must be (low, high) with low < high, got {bounds!r}")
+    return lo, hi
+
+
+def _real(value) -> bool:
+    return not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
+
+
+def check_pgd(eps, alpha, steps) -> None:
+    if not _real(eps) or eps < 0:
+        raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
+    if not _real(alpha) or alpha <= 0:
+        raise ValueError(f"alpha (the PGD step) must be a finite number > 0, got {alpha!r}")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be an int >= 0, got {steps!r}")

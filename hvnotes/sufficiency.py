@@ -1,0 +1,291 @@
+"""The sufficiency checker (notebook 04): does a subset keep the prediction when the rest is filled?
+
+It shares no code with SST training (:mod:`hvnotes.sst`), so a bug in how training builds masked
+inputs cannot make the evaluation agree with it: :func:`complement` fills the rest for the
+baseline and probabilistic notions, :func:`pgd_complement` attacks it for the robust notion, and
+:func:`sufficiency_rate` / :func:`row_sufficiency` count how often the predicted class survives.
+:func:`evaluate_notions` gives one row of notebook 04's cross table; :func:`random_mask_like` and
+:func:`mask_transplant` are its controls. The notions and their argument checks are in
+:mod:`hvnotes.notions`.
+
+``model`` may be a module or any callable mapping inputs to logits (Captum's ``forward_func``
+convention); a module is switched to eval mode and restored, also when a check raises.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from hvnotes import seeding
+from hvnotes.notions import (
+    check_baseline,
+    check_bounds,
+    check_generator,
+    check_keep,
+    check_notion,
+    check_pgd,
+    check_x,
+)
+from hvnotes.train import check_input_dtype, evaluating
+
+
+def _uniform(shape, lo: float, hi: float, like: Tensor, generator) -> Tensor:
+    """U[lo, hi) of ``shape``, drawn on the generator's device, returned on ``like``'s."""
+    device = generator.device if generator is not None else like.device
+    u = torch.rand(shape, generator=generator, device=device, dtype=like.dtype)
+    return (lo + (hi - lo) * u).to(like.device)
+
+
+def explanation_size(keep: Tensor) -> Tensor:
+    """Fraction of features kept, per row: ``keep (N, *shape)`` -> ``(N,)`` in [0, 1]."""
+    return keep.flatten(1).float().mean(dim=1)
+
+
+def complement(
+    x: Tensor,
+    keep: Tensor,
+    mode: str,
+    baseline: float | Tensor = 0.0,
+    generator: torch.Generator | None = None,
+    *,
+    bounds: tuple[float, float] = (0.0, 1.0),
+    pool: Tensor | None = None,
+) -> Tensor:
+    """``(x_S; z_S̄)``: keep ``x`` where ``keep`` is True, fill the rest.
+
+    Args:
+        x: ``(N, *shape)``.
+        keep: bool, broadcastable to ``x`` without changing its shape.
+        mode: ``"baseline"`` fills with ``baseline`` (a number, or a tensor broadcastable to x);
+            ``"probabilistic"`` fills with a draw from the input domain: uniform on ``bounds``
+            independently per feature, or, when ``pool (M, *shape)`` is given, the pixels of a
+            random training image (one per row).
+        generator: for the probabilistic draw.
+
+    Returns:
+        a new tensor of ``x``'s shape; kept features are bit-for-bit those of ``x``.
+    """
+    x = check_x(x)
+    keep = check_keep(x, keep)
+    check_generator(generator)
+    if mode == "baseline":
+        check_baseline(baseline)
+        z = torch.as_tensor(baseline, dtype=x.dtype, device=x.device)
+        if z.ndim and torch.broadcast_shapes(z.shape, x.shape) != x.shape:
+            raise ValueError(f"baseline of shape {tuple(z.shape)} does not broadcast to x")
+        z = z.expand_as(x)
+    elif mode == "probabilistic":
+        if pool is None:
+            lo, hi = check_bounds(bounds)
+            z = _uniform(x.shape, lo, hi, x, generator)
+        else:
+            if pool.shape[1:] != x.shape[1:]:
+                raise ValueError(
+                    f"pool must have shape (M, {tuple(x.shape[1:])}), got {tuple(pool.shape)}"
+                )
+            device = generator.device if generator is not None else pool.device
+            idx = torch.randint(len(pool), (len(x),), generator=generator, device=device)
+            z = pool[idx.to(pool.device)].to(x)
+    elif mode == "robust":
+        raise ValueError("mode='robust' needs the model: use pgd_complement(model, x, keep, ...)")
+    else:
+        raise ValueError(f"mode must be 'baseline' or 'probabilistic', got {mode!r}")
+    return torch.where(keep, x, z)
+
+
+def project(
+    x_adv: Tensor, x: Tensor, keep: Tensor, eps: float, bounds: tuple[float, float] = (0.0, 1.0)
+) -> Tensor:
+    """The PGD projection: nearest point to ``x_adv`` that a robust complement may take.
+
+    Clip to the ℓ∞ ball of radius ``eps`` around ``x``, then to ``bounds``, then put the kept
+    features back to ``x`` exactly. All tensors ``(N, *shape)``; ``keep`` bool.
+    """
+    lo, hi = check_bounds(bounds)
+    inside = torch.clamp(torch.min(torch.max(x_adv, x - eps), x + eps), lo, hi)
+    return torch.where(check_keep(x, keep), x, inside)
+
+
+def pgd_complement(
+    model: nn.Module,
+    x: Tensor,
+    keep: Tensor,
+    target: Tensor,
+    eps: float,
+    alpha: float,
+    steps: int,
+    generator: torch.Generator | None = None,
+    *,
+    bounds: tuple[float, float] = (0.0, 1.0),
+) -> Tensor:
+    """Projected gradient ascent on the complement: the robust filler ``(x_S; z_S̄)``.
+
+    Random start ``U[-eps, eps]`` on ``S̄``; then ``steps`` times: a signed-gradient *ascent* step
+    of size ``alpha`` on ``CE(model(x̃), target)``, projection onto the ℓ∞ ball of radius ``eps``
+    around ``x`` and onto ``bounds``, and the kept features reset to ``x``. Returns the last
+    iterate (detached). ``target (N,)`` should be the model's prediction on ``x``.
+    """
+    x = check_x(x)
+    keep = check_keep(x, keep)
+    check_pgd(eps, alpha, steps)
+    lo, hi = check_bounds(bounds)
+    if not isinstance(target, Tensor) or target.shape != x.shape[:1]:
+        raise ValueError(f"target must be a class-index Tensor of shape ({len(x)},)")
+    check_generator(generator)
+    check_input_dtype(model, x)
+    x_adv = torch.where(keep, x, (x + _uniform(x.shape, -eps, eps, x, generator)).clamp(lo, hi))
+    with evaluating(model), torch.enable_grad():
+        for _ in range(steps):
+            x_adv = x_adv.detach().requires_grad_(True)
+            loss = F.cross_entropy(model(x_adv), target, reduction="sum")
+            (grad,) = torch.autograd.grad(loss, x_adv)
+            step = x_adv.detach() + alpha * grad.sign()  # ascent: make the prediction change
+            x_adv = project(step, x, keep, eps, (lo, hi))
+    return x_adv.detach()
+
+
+@torch.no_grad()
+def _predict(model, x: Tensor, batch_size: int = 2048) -> Tensor:
+    """Predicted classes; the callers have already switched ``model`` to eval mode."""
+    return torch.cat([model(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+
+
+def row_sufficiency(
+    model: nn.Module,
+    x: Tensor,
+    keep: Tensor,
+    notion: str,
+    *,
+    baseline: float | Tensor = 0.0,
+    n_draws: int = 10,
+    pool: Tensor | None = None,
+    eps: float = 0.12,
+    alpha: float = 0.01,
+    steps: int = 10,
+    restarts: int = 1,
+    bounds: tuple[float, float] = (0.0, 1.0),
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Per row, the fraction of complement fills that keep the model's prediction on ``x``.
+
+    baseline: 0 or 1 (one fill). probabilistic: mean over ``n_draws`` draws. robust: 1 only if
+    the prediction survives PGD from every one of ``restarts`` random starts. Returns ``(N,)``.
+    The model is evaluated in eval mode on freshly built inputs.
+    """
+    check_notion(notion)
+    x = check_x(x)
+    keep = check_keep(x, keep)
+    check_generator(generator)
+    check_baseline(baseline)
+    check_input_dtype(model, x)
+    if notion == "probabilistic" and (
+        isinstance(n_draws, bool) or not isinstance(n_draws, int) or n_draws < 1
+    ):
+        raise ValueError(f"n_draws must be a positive int, got {n_draws!r}")
+    if notion == "robust":
+        check_pgd(eps, alpha, steps)
+        if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
+            raise ValueError(f"restarts must be a positive int, got {restarts!r}")
+    with evaluating(model):
+        return _row_sufficiency(
+            model, x, keep, notion, baseline, n_draws, pool, eps, alpha, steps, restarts,
+            bounds, generator,
+        )  # fmt: skip
+
+
+def _row_sufficiency(
+    model, x, keep, notion, baseline, n_draws, pool, eps, alpha, steps, restarts, bounds, generator
+) -> Tensor:
+    reference = _predict(model, x)
+    if notion == "baseline":
+        out = (_predict(model, complement(x, keep, "baseline", baseline)) == reference).float()
+    elif notion == "probabilistic":
+        out = torch.zeros(len(x), device=x.device)
+        for _ in range(n_draws):
+            z = complement(x, keep, "probabilistic", generator=generator, bounds=bounds, pool=pool)
+            out += (_predict(model, z) == reference).float()
+        out /= n_draws
+    else:
+        out = torch.ones(len(x), device=x.device)
+        for _ in range(restarts):
+            z = pgd_complement(
+                model, x, keep, reference, eps, alpha, steps, generator, bounds=bounds
+            )
+            out *= (_predict(model, z) == reference).float()
+    return out
+
+
+def sufficiency_rate(model: nn.Module, x: Tensor, keep: Tensor, notion: str, **kw) -> float:
+    """Fraction of rows whose predicted class survives filling the complement by ``notion``.
+
+    ``notion`` ∈ {"baseline", "probabilistic", "robust"}; ``kw`` as in ``row_sufficiency``
+    (``baseline``, ``n_draws``/``pool``, ``eps``/``alpha``/``steps``/``restarts``, ``generator``).
+    For "probabilistic" it is the mean over rows of the per-row rate over ``n_draws`` draws.
+    """
+    return row_sufficiency(model, x, keep, notion, **kw).mean().item()
+
+
+def evaluate_notions(
+    model: nn.Module,
+    x: Tensor,
+    keep: Tensor,
+    *,
+    seed: int | None = None,
+    n_draws: int = 10,
+    eps: float = 0.12,
+    alpha: float = 0.01,
+    pgd_steps: tuple[int, ...] = (10, 100),
+) -> dict[str, float]:
+    """One row of the cross table: ``keep``'s size and its sufficiency under every notion.
+
+    Returns ``size`` (mean fraction kept), ``baseline``, ``probabilistic`` (uniform fills,
+    ``n_draws``) and ``PGD-k`` for each ``k`` in ``pgd_steps`` (ε = ``eps``, step ``alpha``).
+    Seeded: the same arguments give the same numbers.
+    """
+    g = seeding.generator(seed)
+    row = {
+        "size": explanation_size(check_keep(check_x(x), keep)).mean().item(),
+        "baseline": sufficiency_rate(model, x, keep, "baseline"),
+        "probabilistic": sufficiency_rate(
+            model, x, keep, "probabilistic", n_draws=n_draws, generator=g
+        ),
+    }
+    for steps in pgd_steps:
+        row[f"PGD-{steps}"] = sufficiency_rate(
+            model, x, keep, "robust", eps=eps, alpha=alpha, steps=steps, generator=g
+        )
+    return row
+
+
+def random_mask_like(keep: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """A control: per row, a uniformly random mask with as many kept features as ``keep``."""
+    flat = keep.flatten(1)
+    device = generator.device if generator is not None else keep.device
+    ranks = torch.rand(flat.shape, generator=generator, device=device).argsort(1).argsort(1)
+    return (ranks.to(keep.device) < flat.sum(1, keepdim=True)).view(keep.shape)
+
+
+def mask_transplant(
+    model: nn.Module, x: Tensor, keep: Tensor, baseline: float = 0.0, seed: int | None = None
+) -> dict[str, float]:
+    """Does the *shape* of a mask encode the class? Put image A's mask on image B's pixels.
+
+    Pairs each row A with a random other row B whose predicted class differs, builds
+    ``(x_B on S_A; baseline elsewhere)`` and reports how often the model then predicts A's class
+    (the mask's owner) and B's class (the pixels' owner), and the number of pairs.
+    """
+    x = check_x(x)
+    keep = check_keep(x, keep)
+    with evaluating(model):
+        pred = _predict(model, x)
+        perm = torch.randperm(len(x), generator=seeding.generator(seed)).to(x.device)
+        pairs = pred != pred[perm]
+        a, b = torch.arange(len(x), device=x.device)[pairs], perm[pairs]
+        out = _predict(model, complement(x[b], keep[a], "baseline", baseline))
+    return {
+        "mask_owner_class": (out == pred[a]).float().mean().item(),
+        "pixel_owner_class": (out == pred[b]).float().mean().item(),
+        "pairs": int(pairs.sum()),
+    }
