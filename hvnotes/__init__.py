@@ -3,17 +3,25 @@
 One module per idea, each meant to be read beside its notebook:
 
 =================  ==============================================================
-``datasets``       every data set of the course, generated offline and seeded
-``models``         small MLPs and the other networks the notebooks train
-``train``          one training loop (tqdm progress, history as a DataFrame)
+``seeding``        the run's base seed and the seeds every random draw derives from
+``datasets``       every data set, generated offline and seeded (one module per notebook)
+``models``         small MLPs, the two-headed SST network, the grokking network
+``train``          the one training loop (``run``, ``fit``, ``env_batches``), eval mode,
+                   the argument checks every trainer shares
 ``consistency``    loss landscapes and the epsilon-inconsistency score (notebook 01)
-``andmask``        per-environment gradients and the AND-mask family (notebook 02)
+``andmask``        the AND-mask family and its training step (notebook 02)
+``pooled``         per-environment gradients of an MLP from one pooled pass (faster path)
 ``rrr``            input gradients and Right for the Right Reasons (notebook 03)
-``sst``            Sufficient Subset Training and sufficiency checks (notebook 04)
-``phenomena``      grokking and the probes of rival explanations (notebook 06)
+``sst``            Sufficient Subset Training (notebook 04); exposes the two below too
+``notions``        the three notions of sufficiency and their argument checks
+``sufficiency``    the sufficiency checker (shares no code with SST training)
+``posthoc``        post-hoc baselines (greedy SIS, top-k saliency / IG) and timing
+``benchmark``      one shortcut benchmark, every method, DomainBed style (notebook 05)
+``phenomena``      grokking runs (notebook 06)
+``probes``         what the rival explanations of grokking measure
+``explanations``   registered predictions and the rules that score them
 ``plot``           the course's plot theme and shared figures
 ``checks``         exercise checkers that print one fixed line
-``seeding``        the run's base seed and the seeds derived from it
 =================  ==============================================================
 
 Start every notebook with ``device = hvnotes.setup(0)``, and take every seed from

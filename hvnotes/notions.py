@@ -24,6 +24,8 @@ import numbers
 import torch
 from torch import Tensor
 
+from hvnotes.train import check_mask
+
 NOTIONS = ("baseline", "probabilistic", "robust")
 
 
@@ -61,20 +63,10 @@ def check_generator(generator) -> None:
 
 def check_keep(x: Tensor, keep) -> Tensor:
     """``keep`` as a bool tensor of exactly ``x.shape`` (broadcasting may not change x's shape)."""
-    if not isinstance(keep, Tensor) or keep.dtype != torch.bool:
-        raise TypeError(
-            f"keep must be a bool Tensor broadcastable to x {tuple(x.shape)}, "
-            f"got {type(keep).__name__}{'' if not isinstance(keep, Tensor) else ' of ' + str(keep.dtype)}"
-        )
-    try:
-        shape = torch.broadcast_shapes(keep.shape, x.shape)
-    except RuntimeError:
-        shape = None
-    if shape != x.shape:
-        raise ValueError(
-            f"keep has shape {tuple(keep.shape)}, which does not broadcast to x's shape "
-            f"{tuple(x.shape)}; pass a mask of shape {tuple(x.shape)} or {tuple(x.shape[1:])}"
-        )
+    if isinstance(keep, Tensor) and keep.dtype != torch.bool:
+        raise TypeError(f"keep must be a bool Tensor, got {keep.dtype}")
+    shape = tuple(x.shape)
+    check_mask("keep", keep, x, f"pass a mask of shape {shape} or {shape[1:]}")
     return keep.to(x.device).expand_as(x)
 
 

@@ -82,20 +82,10 @@ def _per_example(log_probs: Tensor, quantity: str) -> Tensor:
 
 def _check_annotations(annotations, x: Tensor) -> Tensor:
     """``annotations`` as a bool tensor on ``x``'s device that broadcasts to ``x`` without growing it."""
-    if not isinstance(annotations, Tensor):
-        raise TypeError(
-            "annotations must be a Tensor (bool: True = must not matter) broadcastable to "
-            f"x {tuple(x.shape)}, got {type(annotations).__name__}"
-        )
-    try:
-        shape = torch.broadcast_shapes(annotations.shape, x.shape)
-    except RuntimeError:
-        shape = None
-    if shape != x.shape:
-        raise ValueError(
-            f"annotations of shape {tuple(annotations.shape)} do not broadcast to x of shape "
-            f"{tuple(x.shape)}: give (B, ...) like x, or one mask shaped like x[0]"
-        )
+    train.check_mask(
+        "annotations (bool: True = must not matter)", annotations, x,
+        "give (B, ...) like x, or one mask shaped like x[0]",
+    )  # fmt: skip
     if annotations.dtype != torch.bool:
         if not ((annotations == 0) | (annotations == 1)).all():
             raise ValueError("annotations must be boolean (or 0/1): True = must not matter")

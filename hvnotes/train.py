@@ -80,6 +80,25 @@ def check_positive_int(name: str, value) -> int:
     return int(value)
 
 
+def check_mask(name: str, mask, x: Tensor, hint: str) -> Tensor:
+    """``mask``, a Tensor that broadcasts to ``x`` without changing ``x``'s shape, else a clear
+    error (``hint`` says what to pass instead)."""
+    if not isinstance(mask, Tensor):
+        raise TypeError(
+            f"{name} must be a Tensor broadcastable to x {tuple(x.shape)}, got {type(mask).__name__}"
+        )
+    try:
+        shape = torch.broadcast_shapes(mask.shape, x.shape)
+    except RuntimeError:
+        shape = None
+    if shape != x.shape:
+        raise ValueError(
+            f"{name} of shape {tuple(mask.shape)} does not broadcast to x of shape "
+            f"{tuple(x.shape)}: {hint}"
+        )
+    return mask
+
+
 def check_stacked(xs, ys) -> tuple[int, int]:
     """``(E, B)`` of env-stacked ``xs`` ``(E, B, ...)`` and ``ys`` ``(E, B, ...)``, else a clear error."""
     for name, t in (("xs", xs), ("ys", ys)):

