@@ -1,11 +1,13 @@
 """The static site, checked as a reader would meet it.
 
 Needs the site built by ``make book`` (``make test`` builds it first); skipped when it is absent,
-so ``pytest tests`` alone still runs everywhere. The screenshot test needs Debian's chromium
-(``make test`` installs it when run as root, as in CI).
+so ``pytest tests`` alone still runs everywhere. The tests that open pages in a browser (rendered
+math, screenshots) need Debian's chromium (``make test`` installs it when run as root, as in CI)
+and are skipped without it.
 """
 
 import html.parser
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -98,16 +100,23 @@ def test_intro_page_is_the_readme():
     assert any("hard to vary" in h.lower() for h in parsed.h1)
 
 
+def math_in_source(page: Path) -> int:
+    """Formulas Sphinx wrote into the page (``<span class="math ...">``, ``<div class="math ...">``)."""
+    return len(re.findall(r'<(?:span|div) class="math[ "]', page.read_text()))
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
-@pytest.mark.parametrize("page", ["intro.html", "00_map.html"])
-def test_headless_chromium_renders_the_page(page, tmp_path):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    shot = SHOTS / page.replace(".html", ".png")
-    shot.unlink(missing_ok=True)
-    flags = [
+def chromium(page: str, profile: Path, *flags: str) -> subprocess.CompletedProcess:
+    """Open ``page`` of the site in headless Chromium with no network at all.
+
+    The host-resolver rule makes every remote address unreachable, so a page that still needed a
+    CDN fails here as it would on a learner's offline laptop; the virtual time budget lets MathJax
+    typeset before the DOM is dumped or the screenshot taken.
+    """
+    base = [
         "--headless",
         "--no-sandbox",
         "--disable-gpu",
@@ -116,12 +125,63 @@ def test_headless_chromium_renders_the_page(page, tmp_path):
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        f"--user-data-dir={tmp_path}",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        f"--user-data-dir={profile}",
         "--hide-scrollbars",
         "--window-size=1280,1000",
-        f"--screenshot={shot}",
+        "--virtual-time-budget=20000",
     ]
-    subprocess.run(
-        [CHROMIUM, *flags, (HTML / page).as_uri()], check=True, timeout=120, capture_output=True
+    return subprocess.run(
+        [CHROMIUM, *base, *flags, (HTML / page).as_uri()],
+        check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
     )
+
+
+class RenderedParser(html.parser.HTMLParser):
+    """What a reader sees of a rendered page: its text, and the MathJax elements in it."""
+
+    def __init__(self):
+        super().__init__()
+        self.text, self.typeset, self.tex_errors, self._hidden = [], 0, 0, 0
+
+    def handle_starttag(self, tag, attrs):
+        self._hidden += tag in ("script", "style")
+        self.typeset += tag == "mjx-container"
+        self.tex_errors += tag == "mjx-merror"
+
+    def handle_endtag(self, tag):
+        self._hidden -= tag in ("script", "style")
+
+    def handle_data(self, data):
+        if not self._hidden:
+            self.text.append(data)
+
+
+@needs_chromium
+@pytest.mark.parametrize("stem", sorted(notebook_titles()))
+def test_every_formula_is_typeset_offline(stem, tmp_path):
+    page = f"{stem}.html"
+    rendered = RenderedParser()
+    rendered.feed(chromium(page, tmp_path, "--dump-dom").stdout)
+    text = "".join(rendered.text)
+    expected = math_in_source(HTML / page)
+    assert expected > 0, f"{page} has no formula: is dollarmath still enabled?"
+    assert rendered.typeset >= expected, (
+        f"{page}: MathJax typeset {rendered.typeset} of {expected} formulas"
+    )
+    assert rendered.tex_errors == 0, f"{page}: {rendered.tex_errors} formulas have TeX errors"
+    raw = re.findall(r".{0,30}\\[(\[].{0,30}", text)
+    assert not raw, f"{page} shows raw LaTeX: {raw[:3]}"
+
+
+@needs_chromium
+@pytest.mark.parametrize("page", ["intro.html", "00_map.html", "02_and_mask.html"])
+def test_headless_chromium_renders_the_page(page, tmp_path):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SHOTS / page.replace(".html", ".png")
+    shot.unlink(missing_ok=True)
+    chromium(page, tmp_path, f"--screenshot={shot}")
     assert shot.exists() and shot.stat().st_size > 20_000, "the screenshot is missing or blank"
