@@ -100,9 +100,81 @@ def test_intro_page_is_the_readme():
     assert any("hard to vary" in h.lower() for h in parsed.h1)
 
 
+class ArticleLinks(html.parser.HTMLParser):
+    """The links in a page's own text (``<article>``), not in the navigation around it."""
+
+    def __init__(self):
+        super().__init__()
+        self.links, self._depth = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        self._depth += tag == "article"
+        href = dict(attrs).get("href")
+        if tag == "a" and href and self._depth:
+            self.links.append(href)
+
+    def handle_endtag(self, tag):
+        self._depth -= tag == "article" and self._depth > 0
+
+
+def test_robustness_report_is_a_page_linked_from_the_intro():
+    page = HTML / "robustness.html"
+    assert page.exists(), "robustness.html missing: is it in book/_toc.yml?"
+    assert any("robustness" in h.lower() for h in parse(page).h1), parse(page).h1
+    intro = ArticleLinks()
+    intro.feed((HTML / "intro.html").read_text())
+    targets = {urlparse(ref).path for ref in intro.links}
+    assert "robustness.html" in targets, f"the intro's text does not link the report: {targets}"
+    assert "instructors.html" in targets, f"the intro's text does not link the guide: {targets}"
+
+
+class AssetParser(html.parser.HTMLParser):
+    """The scripts and stylesheets a page loads (not the links a reader may follow)."""
+
+    def __init__(self):
+        super().__init__()
+        self.assets = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "script" and attrs.get("src"):
+            self.assets.append(attrs["src"])
+        if tag == "link" and attrs.get("rel") in ("stylesheet", "preload") and attrs.get("href"):
+            self.assets.append(attrs["href"])
+
+
 def math_in_source(page: Path) -> int:
     """Formulas Sphinx wrote into the page (``<span class="math ...">``, ``<div class="math ...">``)."""
     return len(re.findall(r'<(?:span|div) class="math[ "]', page.read_text()))
+
+
+def test_pages_load_scripts_and_styles_from_the_site_only():
+    """Offline means no CDN: every script and stylesheet, MathJax included, ships with the site."""
+    remote = []
+    for page in HTML.glob("*.html"):
+        parser = AssetParser()
+        parser.feed(page.read_text())
+        remote += [f"{page.name} -> {ref}" for ref in parser.assets if urlparse(ref).netloc]
+        if math_in_source(page):
+            assert any(ref.startswith("_static/mathjax/") for ref in parser.assets), (
+                f"{page.name} has math but does not load the site's own MathJax"
+            )
+    assert not remote, "\n".join(remote[:20])
+    assert (HTML / "_static" / "mathjax" / "tex-chtml.js").exists(), "MathJax was not copied"
+
+
+# A tqdm bar as text ("epochs:  40%|####      | 4/10 [00:01<00:02, 3.1it/s]").
+TQDM_BAR = re.compile(r"\d+%\||\d(?:it/s|s/it)\]|[?]it/s\]")
+
+
+@pytest.mark.parametrize("stem", sorted(notebook_titles()))
+def test_no_page_shows_a_progress_widget_or_bar(stem):
+    source = (HTML / f"{stem}.html").read_text()
+    assert "application/vnd.jupyter.widget-view+json" not in source, "a widget view on the page"
+    text = RenderedParser()
+    text.feed(source)
+    bars = TQDM_BAR.findall("".join(text.text))
+    assert not bars, f"{stem}.html shows progress-bar text: {bars[:3]}"
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
