@@ -164,7 +164,7 @@ def test_pages_load_scripts_and_styles_from_the_site_only():
 
 
 # A tqdm bar as text ("epochs:  40%|####      | 4/10 [00:01<00:02, 3.1it/s]").
-TQDM_BAR = re.compile(r"\d+%\||\d(?:it/s|s/it)\]|[?]it/s\]")
+TQDM_BAR = re.compile(r"\d+%\||(?:\d|\?)(?:it/s|s/it)\]")  # as in test_outputs.py
 
 
 @pytest.mark.parametrize("stem", sorted(notebook_titles()))
