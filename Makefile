@@ -6,6 +6,8 @@
 #   make bench    time every notebook on this machine (prints a table, writes nothing)
 #   make robustness  every notebook under seeds 0-4 x every float path -> docs/robustness.md
 #   make student  write the learner copies (solutions removed) to notebooks/exercises/
+#   make progress which exercises in notebooks/exercises/ are done (runs only their checkers;
+#                 choose notebooks with: make progress PROGRESS_ARGS="--notebooks 02 03")
 #   make book     build the static site offline into build/book/_build/html/
 
 PYTHON ?= python3
@@ -14,6 +16,7 @@ BIN := $(VENV)/bin
 # The CPU wheel of torch; on a machine with a GPU, `make TORCH=torch lab` keeps your own build.
 TORCH ?= torch==2.13.0
 JUPYTER_ARGS ?=
+PROGRESS_ARGS ?=
 NB ?= $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 STAMP := $(VENV)/.installed-stamp
 
@@ -27,8 +30,8 @@ export PYTHONHASHSEED := 0
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
          --nbval-cell-timeout=600 --nbval-kernel-startup-timeout=120
 
-.PHONY: install lab test lint unit nbtest nbtest-other execute bench robustness student book \
-        browser clean
+.PHONY: install lab test lint unit nbtest nbtest-other execute bench robustness student progress \
+        book browser clean
 
 install: $(STAMP)
 
@@ -77,6 +80,10 @@ robustness: install
 
 student: install
 	$(BIN)/python scripts/student.py
+
+# The learner's table: each exercise done / not yet / failing, from its checker alone (seconds).
+progress: install
+	$(BIN)/python scripts/progress.py $(PROGRESS_ARGS)
 
 book: install
 	$(BIN)/python scripts/build_book.py

@@ -1,11 +1,13 @@
 """The static site, checked as a reader would meet it.
 
 Needs the site built by ``make book`` (``make test`` builds it first); skipped when it is absent,
-so ``pytest tests`` alone still runs everywhere. The screenshot test needs Debian's chromium
-(``make test`` installs it when run as root, as in CI).
+so ``pytest tests`` alone still runs everywhere. The tests that open pages in a browser (rendered
+math, screenshots) need Debian's chromium (``make test`` installs it when run as root, as in CI)
+and are skipped without it.
 """
 
 import html.parser
+import re
 import shutil
 import subprocess
 import sys
@@ -100,16 +102,95 @@ def test_intro_page_is_the_readme():
     assert any("hard to vary" in h.lower() for h in parsed.h1)
 
 
+class ArticleLinks(html.parser.HTMLParser):
+    """The links in a page's own text (``<article>``), not in the navigation around it."""
+
+    def __init__(self):
+        super().__init__()
+        self.links, self._depth = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        self._depth += tag == "article"
+        href = dict(attrs).get("href")
+        if tag == "a" and href and self._depth:
+            self.links.append(href)
+
+    def handle_endtag(self, tag):
+        self._depth -= tag == "article" and self._depth > 0
+
+
+def test_robustness_report_is_a_page_linked_from_the_intro():
+    page = HTML / "robustness.html"
+    assert page.exists(), "robustness.html missing: is it in book/_toc.yml?"
+    assert any("robustness" in h.lower() for h in parse(page).h1), parse(page).h1
+    intro = ArticleLinks()
+    intro.feed((HTML / "intro.html").read_text())
+    targets = {urlparse(ref).path for ref in intro.links}
+    assert "robustness.html" in targets, f"the intro's text does not link the report: {targets}"
+    assert "instructors.html" in targets, f"the intro's text does not link the guide: {targets}"
+
+
+class AssetParser(html.parser.HTMLParser):
+    """The scripts and stylesheets a page loads (not the links a reader may follow)."""
+
+    def __init__(self):
+        super().__init__()
+        self.assets = []
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "script" and attrs.get("src"):
+            self.assets.append(attrs["src"])
+        if tag == "link" and attrs.get("rel") in ("stylesheet", "preload") and attrs.get("href"):
+            self.assets.append(attrs["href"])
+
+
+def math_in_source(page: Path) -> int:
+    """Formulas Sphinx wrote into the page (``<span class="math ...">``, ``<div class="math ...">``)."""
+    return len(re.findall(r'<(?:span|div) class="math[ "]', page.read_text()))
+
+
+def test_pages_load_scripts_and_styles_from_the_site_only():
+    """Offline means no CDN: every script and stylesheet, MathJax included, ships with the site."""
+    remote = []
+    for page in HTML.glob("*.html"):
+        parser = AssetParser()
+        parser.feed(page.read_text())
+        remote += [f"{page.name} -> {ref}" for ref in parser.assets if urlparse(ref).netloc]
+        if math_in_source(page):
+            assert any(ref.startswith("_static/mathjax/") for ref in parser.assets), (
+                f"{page.name} has math but does not load the site's own MathJax"
+            )
+    assert not remote, "\n".join(remote[:20])
+    assert (HTML / "_static" / "mathjax" / "tex-chtml.js").exists(), "MathJax was not copied"
+
+
+# A tqdm bar as text ("epochs:  40%|####      | 4/10 [00:01<00:02, 3.1it/s]").
+TQDM_BAR = re.compile(r"\d+%\||(?:\d|\?)(?:it/s|s/it)\]")  # as in test_outputs.py
+
+
+@pytest.mark.parametrize("stem", sorted(notebook_titles()))
+def test_no_page_shows_a_progress_widget_or_bar(stem):
+    source = (HTML / f"{stem}.html").read_text()
+    assert "application/vnd.jupyter.widget-view+json" not in source, "a widget view on the page"
+    text = RenderedParser()
+    text.feed(source)
+    bars = TQDM_BAR.findall("".join(text.text))
+    assert not bars, f"{stem}.html shows progress-bar text: {bars[:3]}"
+
+
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed")
-@pytest.mark.parametrize("page", ["intro.html", "00_map.html"])
-def test_headless_chromium_renders_the_page(page, tmp_path):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    shot = SHOTS / page.replace(".html", ".png")
-    shot.unlink(missing_ok=True)
-    flags = [
+def chromium(page: str, profile: Path, *flags: str) -> subprocess.CompletedProcess:
+    """Open ``page`` of the site in headless Chromium with no network at all.
+
+    The host-resolver rule makes every remote address unreachable, so a page that still needed a
+    CDN fails here as it would on a learner's offline laptop; the virtual time budget lets MathJax
+    typeset before the DOM is dumped or the screenshot taken.
+    """
+    base = [
         "--headless",
         "--no-sandbox",
         "--disable-gpu",
@@ -118,12 +199,63 @@ def test_headless_chromium_renders_the_page(page, tmp_path):
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
-        f"--user-data-dir={tmp_path}",
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        f"--user-data-dir={profile}",
         "--hide-scrollbars",
         "--window-size=1280,1000",
-        f"--screenshot={shot}",
+        "--virtual-time-budget=20000",
     ]
-    subprocess.run(
-        [CHROMIUM, *flags, (HTML / page).as_uri()], check=True, timeout=120, capture_output=True
+    return subprocess.run(
+        [CHROMIUM, *base, *flags, (HTML / page).as_uri()],
+        check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
     )
+
+
+class RenderedParser(html.parser.HTMLParser):
+    """What a reader sees of a rendered page: its text, and the MathJax elements in it."""
+
+    def __init__(self):
+        super().__init__()
+        self.text, self.typeset, self.tex_errors, self._hidden = [], 0, 0, 0
+
+    def handle_starttag(self, tag, attrs):
+        self._hidden += tag in ("script", "style")
+        self.typeset += tag == "mjx-container"
+        self.tex_errors += tag == "mjx-merror"
+
+    def handle_endtag(self, tag):
+        self._hidden -= tag in ("script", "style")
+
+    def handle_data(self, data):
+        if not self._hidden:
+            self.text.append(data)
+
+
+@needs_chromium
+@pytest.mark.parametrize("stem", sorted(notebook_titles()))
+def test_every_formula_is_typeset_offline(stem, tmp_path):
+    page = f"{stem}.html"
+    rendered = RenderedParser()
+    rendered.feed(chromium(page, tmp_path, "--dump-dom").stdout)
+    text = "".join(rendered.text)
+    expected = math_in_source(HTML / page)
+    assert expected > 0, f"{page} has no formula: is dollarmath still enabled?"
+    assert rendered.typeset >= expected, (
+        f"{page}: MathJax typeset {rendered.typeset} of {expected} formulas"
+    )
+    assert rendered.tex_errors == 0, f"{page}: {rendered.tex_errors} formulas have TeX errors"
+    raw = re.findall(r".{0,30}\\[(\[].{0,30}", text)
+    assert not raw, f"{page} shows raw LaTeX: {raw[:3]}"
+
+
+@needs_chromium
+@pytest.mark.parametrize("page", ["intro.html", "00_map.html", "02_and_mask.html"])
+def test_headless_chromium_renders_the_page(page, tmp_path):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    shot = SHOTS / page.replace(".html", ".png")
+    shot.unlink(missing_ok=True)
+    chromium(page, tmp_path, f"--screenshot={shot}")
     assert shot.exists() and shot.stat().st_size > 20_000, "the screenshot is missing or blank"

@@ -1,4 +1,8 @@
-"""pyproject.toml and environment.yml must list the same packages, so the two routes never drift."""
+"""pyproject.toml and environment.yml must list the same packages, so the two routes never drift.
+
+Both sides count the runtime packages, the [dev] extra and the [book] extra; on the conda side,
+those environment.yml installs with pip count too.
+"""
 
 import re
 from pathlib import Path
@@ -17,13 +21,18 @@ def _name(requirement: str) -> str:
 
 def pyproject_packages() -> set[str]:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    requirements = project["dependencies"] + project["optional-dependencies"]["dev"]
+    extras = project["optional-dependencies"]
+    requirements = project["dependencies"] + extras["dev"] + extras["book"]
     return {_name(r) for r in requirements}
 
 
 def conda_packages() -> set[str]:
+    """conda-forge packages plus those the environment installs with pip (not pip's options)."""
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     names = {_name(d) for d in env["dependencies"] if isinstance(d, str)}
+    for entry in env["dependencies"]:
+        if isinstance(entry, dict):
+            names |= {_name(r) for r in entry.get("pip", []) if not r.lstrip().startswith("-")}
     return {CONDA_TO_PYPI.get(n, n) for n in names} - NOT_PACKAGES
 
 
