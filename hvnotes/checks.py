@@ -490,3 +490,72 @@ def registered_prediction(fn: Callable) -> str:
         return ""
     print("✓ prediction registered: it is frozen with the others below")
     return code
+
+
+def registered_rate(fn: Callable) -> float | None:
+    """Read the learner's predicted rate ``fn()`` (a number in [0, 1]), print one fixed line and
+    return it; None (nothing registered) when the exercise is not done yet or not a rate."""
+    import math
+
+    try:
+        value = fn()
+    except NotImplementedError:
+        print("✗ prediction: not registered yet (the comparison below leaves it out)")
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        print(f"✗ prediction: {value!r} is not a rate in [0, 1]; nothing registered")
+        return None
+    if math.isnan(value):
+        print("✗ prediction: NaN is not a rate; nothing registered")
+        return None
+    print("✓ prediction registered: it is compared with the measurement below")
+    return float(value)
+
+
+def check_drop_one(fn: Callable) -> bool:
+    """Check a learner's ``fn(model, x_row, keep_row)``: the share of the kept features of one
+    baseline-sufficient subset whose removal (set to 0) leaves it sufficient (reference:
+    :func:`hvnotes.sufficiency.drop_one_redundancy`)."""
+    import torch
+    from torch import nn
+
+    from hvnotes.sufficiency import drop_one_redundancy
+
+    torch.manual_seed(7)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 4))
+    x = torch.rand(12, 3, 4, generator=torch.Generator().manual_seed(8))
+    keeps = torch.rand(12, 3, 4, generator=torch.Generator().manual_seed(9)) > 0.3
+    want = drop_one_redundancy(model, x, keeps)
+
+    def agree():
+        checked = 0
+        for i in range(len(x)):
+            if torch.isnan(want[i]):
+                continue
+            got = float(fn(model, x[i], keeps[i]))
+            assert abs(got - want[i].item()) < 1e-6, (
+                f"row {i}: got {got:.3f}, expected {want[i].item():.3f} (drop each kept feature "
+                "in turn, fill the rest with 0, count the subsets that keep the prediction)"
+            )
+            checked += 1
+        assert checked >= 3, "too few sufficient rows to check"
+
+    def minimal():
+        row = torch.zeros(3, 4)
+        row[0, 0] = 1.0
+        keep = torch.zeros(3, 4, dtype=torch.bool)
+        keep[0, 0] = True
+        probe = nn.Sequential(nn.Flatten(), nn.Linear(12, 2))
+        with torch.no_grad():
+            probe[1].weight.zero_()
+            probe[1].weight[0, 0] = 1.0
+            probe[1].bias.copy_(torch.tensor([0.0, 0.5]))
+        got = float(fn(probe, row, keep))
+        assert abs(got) < 1e-9, (
+            f"a one-pixel subset the prediction needs has nothing to drop: got {got}"
+        )
+
+    return run_checks(
+        "drop_one",
+        [("random subsets of a small MLP", agree), ("a minimal one-pixel subset", minimal)],
+    )

@@ -210,3 +210,41 @@ def time_per_explanation(
         explain(x[i : i + batch_size])
     sync()
     return (clock() - start) / len(x)
+
+
+def exact_minimal_subsets(
+    model, x: Tensor, baseline: float = 0.0, max_features: int = 20, batch_size: int = 2**15
+) -> Tensor:
+    """Cardinally minimal baseline-sufficient subsets, by trying every one of the ``2^n`` subsets.
+
+    The ground truth that SST and the post-hoc searches approximate (finding it is intractable in
+    general, which is the point of the paper): for each row of ``x`` ``(N, *shape)`` with
+    ``n = prod(shape) <= max_features`` features, the smallest ``S`` with
+    ``f(x_S; baseline) = f(x)``, ties broken by the order of enumeration. Returns bool
+    ``(N, *shape)``; the full set always qualifies, so every row gets an answer.
+    """
+    x = check_x(x)
+    check_baseline(baseline)
+    n = x[0].numel()
+    if n > max_features:
+        raise ValueError(
+            f"x has {n} features per row; enumerating 2^{n} subsets needs n <= {max_features}"
+        )
+    codes = torch.arange(2**n, device=x.device)
+    subsets = (codes[:, None] >> torch.arange(n, device=x.device)) & 1  # (2^n, n)
+    order = subsets.sum(1).argsort(stable=True)  # smallest subsets first
+    subsets = subsets[order].bool()
+    out = []
+    with evaluating(model):
+        target = _predict(model, x)
+        for row, cls in zip(x.flatten(1), target, strict=True):
+            best = None
+            for start in range(0, len(subsets), batch_size):
+                masks = subsets[start : start + batch_size]
+                filled = torch.where(masks, row, torch.full_like(row, float(baseline)))
+                hits = (_predict(model, filled.view(-1, *x.shape[1:])) == cls).nonzero()
+                if len(hits):
+                    best = masks[hits[0, 0]]
+                    break
+            out.append(best.view(x.shape[1:]))
+    return torch.stack(out)

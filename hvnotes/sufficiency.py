@@ -119,13 +119,18 @@ def pgd_complement(
     generator: torch.Generator | None = None,
     *,
     bounds: tuple[float, float] = (0.0, 1.0),
-) -> Tensor:
+    track: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
     """Projected gradient ascent on the complement: the robust filler ``(x_S; z_S̄)``.
 
     Random start ``U[-eps, eps]`` on ``S̄``; then ``steps`` times: a signed-gradient *ascent* step
     of size ``alpha`` on ``CE(model(x̃), target)``, projection onto the ℓ∞ ball of radius ``eps``
     around ``x`` and onto ``bounds``, and the kept features reset to ``x``. Returns the last
     iterate (detached). ``target (N,)`` should be the model's prediction on ``x``.
+
+    With ``track=True`` also returns, per row, whether the prediction stayed ``target`` at every
+    iterate, the start included ``(N,)``: robust sufficiency is "for all z", so any iterate
+    that flips the class is a counterexample, not only the last.
     """
     x = check_x(x)
     keep = check_keep(x, keep)
@@ -136,14 +141,19 @@ def pgd_complement(
     check_generator(generator)
     check_input_dtype(model, x)
     x_adv = torch.where(keep, x, (x + _uniform(x.shape, -eps, eps, x, generator)).clamp(lo, hi))
+    held = torch.ones(len(x), dtype=torch.bool, device=x.device)
     with evaluating(model), torch.enable_grad():
         for _ in range(steps):
             x_adv = x_adv.detach().requires_grad_(True)
-            loss = F.cross_entropy(model(x_adv), target, reduction="sum")
+            logits = model(x_adv)
+            held &= logits.argmax(1) == target
+            loss = F.cross_entropy(logits, target, reduction="sum")
             (grad,) = torch.autograd.grad(loss, x_adv)
             step = x_adv.detach() + alpha * grad.sign()  # ascent: make the prediction change
             x_adv = project(step, x, keep, eps, (lo, hi))
-    return x_adv.detach()
+        if track:
+            held &= _predict(model, x_adv.detach()) == target
+    return (x_adv.detach(), held) if track else x_adv.detach()
 
 
 @torch.no_grad()
@@ -165,14 +175,17 @@ def row_sufficiency(
     alpha: float = 0.01,
     steps: int = 10,
     restarts: int = 1,
+    any_iterate: bool = False,
     bounds: tuple[float, float] = (0.0, 1.0),
     generator: torch.Generator | None = None,
 ) -> Tensor:
     """Per row, the fraction of complement fills that keep the model's prediction on ``x``.
 
     baseline: 0 or 1 (one fill). probabilistic: mean over ``n_draws`` draws. robust: 1 only if
-    the prediction survives PGD from every one of ``restarts`` random starts. Returns ``(N,)``.
-    The model is evaluated in eval mode on freshly built inputs.
+    the prediction survives PGD from every one of ``restarts`` random starts — at the last
+    iterate, or with ``any_iterate=True`` at every iterate of every restart (the stricter, and
+    correct, reading of "for all z"). Returns ``(N,)``. The model is evaluated in eval mode on
+    freshly built inputs.
     """
     check_notion(notion)
     x = check_x(x)
@@ -191,13 +204,14 @@ def row_sufficiency(
     with evaluating(model):
         return _row_sufficiency(
             model, x, keep, notion, baseline, n_draws, pool, eps, alpha, steps, restarts,
-            bounds, generator,
+            any_iterate, bounds, generator,
         )  # fmt: skip
 
 
 def _row_sufficiency(
-    model, x, keep, notion, baseline, n_draws, pool, eps, alpha, steps, restarts, bounds, generator
-) -> Tensor:
+    model, x, keep, notion, baseline, n_draws, pool, eps, alpha, steps, restarts, any_iterate,
+    bounds, generator,
+) -> Tensor:  # fmt: skip
     reference = _predict(model, x)
     if notion == "baseline":
         out = (_predict(model, complement(x, keep, "baseline", baseline)) == reference).float()
@@ -210,10 +224,10 @@ def _row_sufficiency(
     else:
         out = torch.ones(len(x), device=x.device)
         for _ in range(restarts):
-            z = pgd_complement(
-                model, x, keep, reference, eps, alpha, steps, generator, bounds=bounds
+            z, held = pgd_complement(
+                model, x, keep, reference, eps, alpha, steps, generator, bounds=bounds, track=True
             )
-            out *= (_predict(model, z) == reference).float()
+            out *= held.float() if any_iterate else (_predict(model, z) == reference).float()
     return out
 
 
@@ -268,13 +282,22 @@ def random_mask_like(keep: Tensor, generator: torch.Generator | None = None) -> 
 
 
 def mask_transplant(
-    model: nn.Module, x: Tensor, keep: Tensor, baseline: float = 0.0, seed: int | None = None
+    model: nn.Module,
+    x: Tensor,
+    keep: Tensor,
+    baseline: float = 0.0,
+    seed: int | None = None,
+    shape_value: float = 0.25,
 ) -> dict[str, float]:
     """Does the *shape* of a mask encode the class? Put image A's mask on image B's pixels.
 
     Pairs each row A with a random other row B whose predicted class differs, builds
     ``(x_B on S_A; baseline elsewhere)`` and reports how often the model then predicts A's class
-    (the mask's owner) and B's class (the pixels' owner), and the number of pairs.
+    (the mask's owner) and B's class (the pixels' owner), and the number of pairs. The control
+    ``shape_only_owner_class`` shows the model only A's mask itself, drawn at ``shape_value`` on
+    ``S_A`` (a dim grey, far from the ink of a stroke) and ``baseline`` elsewhere: no pixel of
+    any digit, so a model that reads pixel values sees next to nothing, and one that predicts A's
+    class from it reads the mask's shape as a code.
     """
     x = check_x(x)
     keep = check_keep(x, keep)
@@ -284,8 +307,44 @@ def mask_transplant(
         pairs = pred != pred[perm]
         a, b = torch.arange(len(x), device=x.device)[pairs], perm[pairs]
         out = _predict(model, complement(x[b], keep[a], "baseline", baseline))
+        # the control that isolates encoding: A's mask alone, drawn at a dim flat grey
+        shape_only = _predict(
+            model, torch.where(keep[a], float(shape_value), float(baseline)).to(x)
+        )
     return {
         "mask_owner_class": (out == pred[a]).float().mean().item(),
         "pixel_owner_class": (out == pred[b]).float().mean().item(),
+        "shape_only_owner_class": (shape_only == pred[a]).float().mean().item(),
         "pairs": int(pairs.sum()),
     }
+
+
+def drop_one_redundancy(model, x: Tensor, keep: Tensor, baseline: float = 0.0) -> Tensor:
+    """Minimality under the baseline notion: per row, the share of kept features that could go.
+
+    For each row whose subset ``S`` is baseline-sufficient, every kept feature is dropped in turn
+    (one batch per row); the result is the fraction of them whose removal leaves ``S`` still
+    sufficient — features the explanation names but does not need. 0 for a minimal subset;
+    NaN for a row whose ``S`` is empty or not sufficient in the first place. Returns ``(N,)``.
+    """
+    x = check_x(x)
+    keep = check_keep(x, keep)
+    check_baseline(baseline)
+    out = torch.full((len(x),), float("nan"), device=x.device)
+    with evaluating(model):
+        sufficient = _row_sufficiency(
+            model, x, keep, "baseline", baseline, 1, None, 0.0, 1.0, 0, 1, False, (0.0, 1.0), None
+        )  # fmt: skip
+        for i in range(len(x)):
+            kept = keep[i].flatten().nonzero().squeeze(1)
+            if sufficient[i] < 1 or len(kept) == 0:
+                continue
+            masks = keep[i].flatten().repeat(len(kept), 1)
+            masks[torch.arange(len(kept)), kept] = False
+            rows = x[i].expand(len(kept), *x.shape[1:])
+            still = _row_sufficiency(
+                model, rows, masks.view(rows.shape), "baseline", baseline, 1, None, 0.0, 1.0, 0,
+                1, False, (0.0, 1.0), None,
+            )  # fmt: skip
+            out[i] = still.mean()
+    return out

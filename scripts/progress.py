@@ -30,9 +30,8 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run_notebooks import KERNEL_ENV  # noqa: E402
-
 import student  # noqa: E402  (scripts/student.py, beside this file)
+from run_notebooks import KERNEL_ENV  # noqa: E402
 
 DONE, NOT_YET, FAILING = "done", "not yet", "failing"
 NOT_YET_WORDS = ("not implemented yet", "not registered yet")

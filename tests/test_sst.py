@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from hvnotes import checks, sst
+from hvnotes import checks, sst, train
 from hvnotes.models import DualHeadMLP
 
 
@@ -398,3 +398,100 @@ def test_greedy_sis_skips_features_already_at_the_fill_value():
         sst.row_sufficiency(counting, x, keep, "baseline"), torch.ones(1)
     )  # the explanation passes the checker
     assert keep_naive.shape == keep.shape
+
+
+# ----------------------------------------------------------------------------- issue 17 additions
+
+
+def test_any_iterate_tracking_equals_a_slow_loop_over_prefixes():
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 12), nn.ReLU(), nn.Linear(12, 3))
+    x = torch.rand(20, 4, 4)
+    keep = torch.zeros(20, 4, 4, dtype=torch.bool)
+    keep[:, :2] = True
+    target = train.predict(model, x)
+    steps = 6
+    _, held = sst.pgd_complement(
+        model, x, keep, target, 0.3, 0.1, steps, torch.Generator().manual_seed(3), track=True
+    )
+    # the same random start and deterministic steps: iterate k is PGD run for k steps
+    slow = torch.ones(20, dtype=torch.bool)
+    for k in range(steps + 1):
+        z = sst.pgd_complement(
+            model, x, keep, target, 0.3, 0.1, k, torch.Generator().manual_seed(3)
+        )
+        slow &= train.predict(model, z) == target
+    assert torch.equal(held, slow)
+    strict = sst.sufficiency_rate(model, x, keep, "robust", eps=0.3, alpha=0.1, steps=steps,
+                                  any_iterate=True, generator=torch.Generator().manual_seed(3))  # fmt: skip
+    last = sst.sufficiency_rate(model, x, keep, "robust", eps=0.3, alpha=0.1, steps=steps,
+                                generator=torch.Generator().manual_seed(3))  # fmt: skip
+    assert strict == slow.float().mean().item() <= last
+
+
+def test_drop_one_redundancy_matches_a_slow_loop():
+    from hvnotes.sufficiency import drop_one_redundancy
+
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(9, 8), nn.ReLU(), nn.Linear(8, 3))
+    x = torch.rand(6, 3, 3)
+    keep = torch.rand(6, 3, 3) > 0.4
+    got = drop_one_redundancy(model, x, keep)
+    pred = train.predict(model, x)
+    for i in range(6):
+        if not (train.predict(model, torch.where(keep[i], x[i], 0.0)[None]) == pred[i]).item():
+            assert torch.isnan(got[i])
+            continue
+        kept = keep[i].flatten().nonzero().squeeze(1).tolist()
+        free = []
+        for j in kept:
+            smaller = keep[i].flatten().clone()
+            smaller[j] = False
+            z = torch.where(smaller.view(3, 3), x[i], 0.0)
+            free.append((train.predict(model, z[None]) == pred[i]).item())
+        assert got[i].item() == pytest.approx(sum(free) / len(free))
+
+
+def test_exact_minimal_subsets_match_brute_force():
+    from hvnotes.posthoc import exact_minimal_subsets
+
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(6, 10), nn.ReLU(), nn.Linear(10, 4))
+    x = torch.rand(5, 2, 3)
+    got = exact_minimal_subsets(model, x)
+    pred = train.predict(model, x)
+    for i in range(5):
+        sizes = [
+            len(s)
+            for r in range(7)
+            for s in itertools.combinations(range(6), r)
+            if train.predict(model, torch.where(
+                torch.isin(torch.arange(6), torch.tensor(s, dtype=torch.long)).view(2, 3), x[i], 0.0
+            )[None]).item() == pred[i].item()
+        ]  # fmt: skip
+        assert got[i].sum().item() == min(sizes)
+        assert sst.row_sufficiency(model, x[i : i + 1], got[i : i + 1], "baseline").item() == 1.0
+    with pytest.raises(ValueError, match="features"):
+        exact_minimal_subsets(model, torch.rand(1, 5, 5))
+
+
+def test_released_fills_are_what_the_audit_says():
+    from hvnotes.released import released_noise_fill, released_pgd_fill
+
+    x = torch.rand(4, 5, 5)
+    keep = torch.zeros(4, 5, 5, dtype=torch.bool)
+    keep[:, 2] = True
+    z = released_pgd_fill(x, keep, 0.1, torch.Generator().manual_seed(0))
+    assert torch.equal(z[keep], x[keep])
+    assert (z - x).abs().max() <= 0.1 + 1e-6 and z.min() >= 0 and z.max() <= 1
+    n = released_noise_fill(x, keep, 0.2, torch.Generator().manual_seed(0))
+    assert torch.equal(n[keep], x[keep])
+    step = (n - x)[~keep]
+    assert (step >= -1e-6).all() and step.max() <= 0.2  # one-sided, local
+    raw = (n - x).clamp_min(0)
+    unclipped = (x + 0.2 > 1) == False  # noqa: E712
+    shared = (
+        raw[0][~keep[0] & unclipped[0] & unclipped[1]]
+        - raw[1][~keep[1] & unclipped[0] & unclipped[1]]
+    )
+    assert shared.abs().max() < 1e-6  # the same noise vector for every row
