@@ -280,6 +280,8 @@ class ShortcutDigits(NamedTuple):
     ``x_shift``: the same digits with the code of a random class ``shift_class`` ``(M,)`` (the
     shortcut broken); ``y_test`` ``(M,)``. ``shortcut`` bool ``(H, W)`` marks the frame (the
     annotation "must not matter"); ``codes`` ``(E, 10, H, W)`` holds every environment's codes.
+    ``x_new`` ``(M, H, W)``: the same digits in a *new* environment, with the code of their own
+    class in a fresh code book ``new_codes`` ``(10, H, W)`` that no training environment used.
     """
 
     x_train: Tensor
@@ -291,6 +293,8 @@ class ShortcutDigits(NamedTuple):
     codes: Tensor
     env_id: Tensor
     shift_class: Tensor
+    x_new: Tensor
+    new_codes: Tensor
 
     to = _to_device
 
@@ -314,9 +318,10 @@ def shortcut_digits(
     and dealt round-robin into the environments (``N = n_train // n_envs`` each; the few left
     over are dropped), so every ``n_envs`` uses the same images.
 
-    Test digits come twice: ``x_id`` with the code of their own class in a random training
-    environment (the shortcut still works) and ``x_shift`` with the code of a uniformly random
-    class (it matches the label 10 % of the time: the shortcut is broken).
+    Test digits come three times: ``x_id`` with the code of their own class in a random training
+    environment (the shortcut still works), ``x_shift`` with the code of a uniformly random class
+    (it matches the label 10 % of the time: the shortcut is broken) and ``x_new`` with the code of
+    their own class in a new environment's fresh code book (domain generalisation proper).
     """
     n_envs = _check_positive_int("n_envs", n_envs)
     width = _check_positive_int("width", width)
@@ -353,6 +358,12 @@ def shortcut_digits(
     shift_class = torch.as_tensor(rng.integers(0, 10, m))
     x_id = framed(split.x_test) + codes[env_id, split.y_test]
     x_shift = framed(split.x_test) + codes[env_id, shift_class]
+    new_codes = np.zeros((10, side * side), dtype=np.float32)  # drawn last: the rest is unchanged
+    for c in range(10):
+        new_codes[c, rng.permutation(frame_idx)[:lit]] = brightness
+    new_codes = torch.as_tensor(new_codes).view(10, side, side)
+    x_new = framed(split.x_test) + new_codes[split.y_test]
     return ShortcutDigits(
-        x_train, y_train, x_id, x_shift, split.y_test, frame, codes, env_id, shift_class
-    )
+        x_train, y_train, x_id, x_shift, split.y_test, frame, codes, env_id, shift_class, x_new,
+        new_codes,
+    )  # fmt: skip
