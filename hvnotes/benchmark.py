@@ -52,14 +52,23 @@ class Method:
     Subclasses set ``defaults`` (their hyper-parameters; the registry :data:`HPARAMS` collects
     them) and implement ``update(xs, ys, step) -> {term: float}`` on an env-stacked batch
     ``xs`` ``(E, B, H, W)``, ``ys`` ``(E, B)``; the returned terms are logged in the history.
-    Every method gets the same optimizer: Adam with coupled ``weight_decay`` (for the AND-mask
-    it acts after the mask).
+    Every method gets the same optimizer: AdamW, whose *decoupled* weight decay shrinks every
+    weight by ``lr * weight_decay`` per step whatever its gradient (``decoupled=False``: Adam with
+    the decay added to the gradient, which Adam then normalises — on a coordinate the AND-mask
+    zeroes that becomes a step of about ``lr`` towards 0, a strong pruning of its own).
     """
 
     defaults: dict = {}
 
     def __init__(
-        self, model: nn.Module, data: ShortcutDigits, *, lr: float, weight_decay: float, **hparams
+        self,
+        model: nn.Module,
+        data: ShortcutDigits,
+        *,
+        lr: float,
+        weight_decay: float,
+        decoupled: bool = True,
+        **hparams,
     ) -> None:
         unknown = sorted(set(hparams) - set(self.defaults))
         if unknown:
@@ -68,11 +77,12 @@ class Method:
                 f"got {unknown}"
             )
         self.model, self.data, self.hp = model, data, self.defaults | hparams
-        self.lr, self.weight_decay = lr, weight_decay
+        self.lr, self.weight_decay, self.decoupled = lr, weight_decay, decoupled
         self.optimizer = self.new_optimizer()
 
     def new_optimizer(self) -> torch.optim.Optimizer:
-        return torch.optim.Adam(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        kind = torch.optim.AdamW if self.decoupled else torch.optim.Adam
+        return kind(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
 
     def descend(self, loss: Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)
@@ -143,6 +153,15 @@ class IRMv1(Method):
 #: the methods by name, and their hyper-parameters (DomainBed's registry)
 METHODS: dict[str, type[Method]] = {"ERM": ERM, "AND-mask": ANDMask, "RRR": RRR, "IRMv1": IRMv1}
 HPARAMS: dict[str, dict] = {name: dict(cls.defaults) for name, cls in METHODS.items()}
+#: the tuning budget: three values of each method's main knob. ERM has no knob of its own, so it
+#: gets the weight decay, over a range where AdamW's shrinkage (``lr * weight_decay`` per step,
+#: up to 0.3 %) changes the model within the 300 steps.
+SEARCH: dict[str, dict[str, tuple]] = {
+    "ERM": {"weight_decay": (1e-2, 1e-1, 1.0)},
+    "AND-mask": {"tau": (0.5, 0.75, 1.0)},
+    "RRR": {"l2_grads": (1.0, 10.0, 100.0)},
+    "IRMv1": {"irm_weight": (10.0, 100.0, 1000.0)},
+}
 
 
 class Trained(NamedTuple):
@@ -161,6 +180,7 @@ def train(
     weight_decay: float = 1e-4,
     hidden: tuple[int, ...] = (64,),
     batch_per_env: int | None = None,
+    decoupled: bool = True,
     log_every: int | None = None,
     seed: int | None = None,
     **hparams,
@@ -175,6 +195,7 @@ def train(
     Args:
         method: one of :data:`METHODS`.
         data: the benchmark (``x_train`` ``(E, N, H, W)``), on the device to train on.
+        decoupled: AdamW's decoupled weight decay (the default) or Adam's coupled L2.
         log_every: one history row every ``log_every`` steps (None: one row, at the end).
         hparams: the method's own hyper-parameters (:data:`HPARAMS` has the defaults).
 
@@ -188,7 +209,9 @@ def train(
     seed = seeding.resolve_seed(seed)
     with seeding.torch_seed(seed):
         model = models.mlp(math.prod(data.x_train.shape[2:]), hidden, 10).to(data.x_train.device)
-    algorithm = METHODS[method](model, data, lr=lr, weight_decay=weight_decay, **hparams)
+    algorithm = METHODS[method](
+        model, data, lr=lr, weight_decay=weight_decay, decoupled=decoupled, **hparams
+    )
     counter = iter(range(steps))
 
     def step(xs, ys):
@@ -253,6 +276,7 @@ def reasons(model: nn.Module, data: ShortcutDigits, n_explain: int = 16) -> dict
         "train": accuracy(model, x_train, y_train),
         "id": accuracy(model, data.x_id, data.y_test),
         "shift": accuracy(model, data.x_shift, data.y_test),
+        "new": accuracy(model, data.x_new, data.y_test),
         "grad_on_frame": rrr.gradient_mass(rrr.input_gradients(model, data.x_id), frame)
         .mean()
         .item(),
@@ -280,37 +304,56 @@ def first_layer_agreement(model: nn.Module, data: ShortcutDigits) -> dict[str, f
     ``|mean_e sign(g_e)|``; returned as its mean over the columns of frame pixels and of digit
     pixels (only pixels that are ever non-zero count).
     """
-    grads = andmask.env_gradients(model, F.cross_entropy, data.x_train, data.y_train)
-    name = next(n for n, p in model.named_parameters() if p.ndim == 2)
-    agreement = grads[name].sign().mean(dim=0).abs()  # (hidden, H * W)
-    used = (data.x_train != 0).flatten(0, 1).any(0).flatten()
-    frame = data.shortcut.flatten()
+    agreement = pixel_agreement(model, data)  # every pixel has as many components: means agree
+    used = (data.x_train != 0).flatten(0, 1).any(0)
     return {
-        "frame": agreement[:, frame & used].mean().item(),
-        "digit": agreement[:, ~frame & used].mean().item(),
+        "frame": agreement[data.shortcut & used].mean().item(),
+        "digit": agreement[~data.shortcut & used].mean().item(),
     }
 
 
-def env_sweep(
-    env_counts, methods=("ERM", "AND-mask"), seed: int | None = None, device=None, **train_kw
-) -> pd.DataFrame:
-    """Train each method on the benchmark built with each environment count.
+def _per_method(hparams: dict[str, dict] | None, methods) -> dict[str, dict]:
+    """Every method's own keyword arguments (``{}`` where ``hparams`` names none)."""
+    hparams = {} if hparams is None else dict(hparams)
+    unknown = sorted(set(hparams) - set(methods))
+    if unknown:
+        raise ValueError(f"hparams names methods {unknown} that are not in methods {list(methods)}")
+    return {method: dict(hparams.get(method, {})) for method in methods}
 
-    Returns a long DataFrame with columns ``envs``, ``method``, ``id``, ``shift`` (accuracies)
-    and ``grad_on_frame``. Every count uses the same digits (only their partition differs).
+
+def env_sweep(
+    env_counts,
+    methods=("ERM", "AND-mask"),
+    seeds: Sequence[int] | None = None,
+    device=None,
+    hparams: dict[str, dict] | None = None,
+    **train_kw,
+) -> pd.DataFrame:
+    """Train each method on the benchmark built with each environment count, for each seed.
+
+    Returns a long DataFrame with columns ``envs``, ``seed``, ``method``, ``id``, ``shift``,
+    ``new`` (accuracies) and ``grad_on_frame``. For one seed every count uses the same digits
+    (only their partition differs); a seed changes the data, the codes and the initialisation.
+    ``seeds`` default: the run's ``hvnotes.derive_seed(0)``. ``hparams`` maps a method to its
+    own keyword arguments for :func:`train` (e.g. ``{"AND-mask": {"tau": 0.75}}``); ``train_kw``
+    go to every method.
     """
+    seeds = [seeding.derive_seed(0)] if seeds is None else list(seeds)
+    hparams = _per_method(hparams, methods)
     rows = []
-    for n_envs in env_counts:
+    for n_envs, seed in ((n, s) for n in env_counts for s in seeds):
         data = datasets.shortcut_digits(n_envs=n_envs, seed=seed).to(device or "cpu")
         for method in methods:
-            model = train(method, data, seed=seed, **train_kw).model
+            model = train(method, data, seed=seed, **(train_kw | hparams[method])).model
             grads = rrr.input_gradients(model, data.x_id)
             rows.append(
                 {
                     "envs": int(n_envs),
+                    "seed": seed,
                     "method": method,
                     "id": accuracy(model, data.x_id, data.y_test),
                     "shift": accuracy(model, data.x_shift, data.y_test),
+                    "new": accuracy(model, data.x_new, data.y_test),
                     "grad_on_frame": rrr.gradient_mass(grads, data.shortcut).mean().item(),
                 }
             )
@@ -318,7 +361,11 @@ def env_sweep(
 
 
 def seed_table(
-    data: ShortcutDigits, methods=METHODS, seeds: Sequence[int] | None = None, **train_kw
+    data: ShortcutDigits,
+    methods=METHODS,
+    seeds: Sequence[int] | None = None,
+    hparams: dict[str, dict] | None = None,
+    **train_kw,
 ) -> pd.DataFrame:
     """Is each method's answer hard to vary across training seeds?
 
@@ -326,14 +373,16 @@ def seed_table(
     ``shift_std`` (shifted-test accuracy over seeds), ``seed_agreement`` (fraction of shifted
     test digits on which all seeds predict the same class) and ``grad_on_frame`` (mean over
     seeds). ``seeds`` default: the run's ``hvnotes.derive_seed(0)``, ``(1)`` and ``(2)``.
+    ``hparams``: per-method keyword arguments, as in :func:`env_sweep`.
     """
     if seeds is None:
         seeds = [seeding.derive_seed(k) for k in range(3)]
+    hparams = _per_method(hparams, methods)
     rows = []
     for method in methods:
         preds, shift, mass = [], [], []
         for seed in seeds:
-            model = train(method, data, seed=seed, **train_kw).model
+            model = train(method, data, seed=seed, **(train_kw | hparams[method])).model
             preds.append(predict(model, data.x_shift))
             shift.append((preds[-1] == data.y_test).float().mean().item())
             grads = rrr.input_gradients(model, data.x_id)
@@ -399,3 +448,84 @@ def plot_reasons(trained: dict[str, nn.Module], data: ShortcutDigits, n: int = 6
         fontsize=10,
     )
     return fig
+
+
+# ----------------------------------------------------------------------------- selection
+
+
+def leave_one_environment_out(
+    method: str,
+    data: ShortcutDigits,
+    grid: dict[str, Sequence] | None = None,
+    held_out: int = 0,
+    **train_kw,
+) -> pd.DataFrame:
+    """Choose hyper-parameters without the test domain: train on every environment but
+    ``held_out`` and validate on it (its digits wear a code book the model never saw).
+
+    ``grid`` (default :data:`SEARCH`'s entry) maps one knob to its candidate values. Returns one
+    row per value with its ``validation`` accuracy and ``chosen`` True for the best (the first
+    best on ties). The test sets are not touched.
+    """
+    grid = SEARCH[method] if grid is None else grid
+    if len(grid) != 1:
+        raise ValueError(f"grid must name one hyper-parameter, got {sorted(grid)}")
+    n_envs = data.x_train.shape[0]
+    if not 0 <= held_out < n_envs or n_envs < 2:
+        raise ValueError(f"held_out must be an environment in [0, {n_envs}), got {held_out!r}")
+    (key, values), keep = next(iter(grid.items())), [e for e in range(n_envs) if e != held_out]
+    rest = data._replace(x_train=data.x_train[keep], y_train=data.y_train[keep])
+    x_val, y_val = data.x_train[held_out], data.y_train[held_out]
+    rows = []
+    for value in values:
+        model = train(method, rest, **(train_kw | {key: value})).model
+        rows.append(
+            {
+                "method": method,
+                "knob": key,
+                "value": value,
+                "validation": accuracy(model, x_val, y_val),
+            }
+        )
+    table = pd.DataFrame(rows)
+    table["chosen"] = False
+    table.loc[table["validation"].idxmax(), "chosen"] = True
+    return table
+
+
+# ----------------------------------------------------------------------------- no annotation
+
+
+def coin_agreement(n_envs: int) -> float:
+    """``E |mean_e s_e|`` for ``n_envs`` fair ±1 signs: the agreement of pure noise."""
+    n = check_positive_int("n_envs", n_envs)
+    return sum(math.comb(n, j) * abs(2 * j - n) for j in range(n + 1)) / n / 2**n
+
+
+def coin_spread(n_envs: int, n_units: int) -> float:
+    """Standard deviation of the mean of ``n_units`` independent :func:`coin_agreement` draws:
+    how far pure noise strays from the coin level when averaged over ``n_units`` hidden units."""
+    n, units = check_positive_int("n_envs", n_envs), check_positive_int("n_units", n_units)
+    second = sum(math.comb(n, j) * (2 * j - n) ** 2 for j in range(n + 1)) / n**2 / 2**n
+    return math.sqrt((second - coin_agreement(n) ** 2) / units)
+
+
+def pixel_agreement(model: nn.Module, data: ShortcutDigits) -> Tensor:
+    """How much the environments agree on each input pixel's first-layer weights: ``(H, W)``.
+
+    The mean over hidden units of ``|mean_e sign(g_e)|`` for the first ``nn.Linear``'s weights
+    from that pixel (per-environment gradients by :func:`hvnotes.andmask.env_gradients` on the
+    full training set). It needs environment labels, not an annotation of the shortcut.
+    """
+    grads = andmask.env_gradients(model, F.cross_entropy, data.x_train, data.y_train)
+    name = next(n for n, p in model.named_parameters() if p.ndim == 2)
+    agreement = grads[name].sign().mean(dim=0).abs().mean(dim=0)  # (H * W,)
+    return agreement.view(data.x_train.shape[2:])
+
+
+def disagreement_mask(agreement: Tensor, data: ShortcutDigits, delta: float = 0.05) -> Tensor:
+    """An annotation found from the environments alone: the pixels (ever non-zero in training)
+    whose :func:`pixel_agreement` is within ``delta`` of the coin-flip level
+    :func:`coin_agreement` — where the environments' gradients agree no better than chance."""
+    used = (data.x_train != 0).flatten(0, 1).any(0)
+    return (agreement < coin_agreement(data.x_train.shape[0]) + delta) & used

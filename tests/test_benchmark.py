@@ -190,3 +190,47 @@ def test_checker_passes_reference_and_fails_wrong_answers(capsys):
     assert not checks.check_irm_penalty(detached)
     out = capsys.readouterr().out
     assert "✓ irm_penalty" in out and "✗ irm_penalty" in out
+
+
+def test_coin_agreement_matches_a_simulation():
+    g = torch.Generator().manual_seed(0)
+    for n in (2, 5, 8):
+        signs = torch.randint(0, 2, (200_000, n), generator=g).float() * 2 - 1
+        level = signs.mean(1).abs()
+        assert benchmark.coin_agreement(n) == pytest.approx(level.mean().item(), abs=3e-3)
+        means = level.view(-1, 50).mean(1)  # 4000 averages over 50 units
+        assert benchmark.coin_spread(n, 50) == pytest.approx(means.std().item(), rel=0.05)
+
+
+def test_leave_one_environment_out_never_looks_at_the_test_sets(data):
+    poisoned = data._replace(
+        x_id=torch.full_like(data.x_id, float("nan")),
+        x_shift=torch.full_like(data.x_shift, float("nan")),
+        x_new=torch.full_like(data.x_new, float("nan")),
+    )
+    table = benchmark.leave_one_environment_out(
+        "AND-mask", poisoned, {"tau": (0.0, 1.0)}, held_out=1, steps=3, batch_per_env=8
+    )
+    assert list(table["value"]) == [0.0, 1.0] and table["chosen"].sum() == 1
+    assert ((table["validation"] >= 0) & (table["validation"] <= 1)).all()
+    with pytest.raises(ValueError, match="held_out"):
+        benchmark.leave_one_environment_out("ERM", data, held_out=99, steps=1)
+
+
+def test_disagreement_mask_finds_the_frame_without_the_annotation(data):
+    torch.manual_seed(0)
+    model = models.mlp(144, (32,), 10)
+    agreement = benchmark.pixel_agreement(model, data)
+    mask = benchmark.disagreement_mask(agreement, data, delta=0.05)
+    assert mask.shape == data.shortcut.shape
+    frame_share = (mask & data.shortcut).sum() / mask.sum().clamp_min(1)
+    assert frame_share > 0.7  # mostly frame pixels, though nothing told it where the frame is
+
+
+def test_per_method_hyper_parameters_reach_only_their_method(data):
+    sweep = benchmark.env_sweep(
+        (2,), ("ERM", "AND-mask"), hparams={"AND-mask": {"tau": 0.5}}, steps=2, batch_per_env=8
+    )
+    assert list(sweep["method"]) == ["ERM", "AND-mask"]  # ERM was not handed tau
+    with pytest.raises(ValueError, match="hparams"):
+        benchmark.seed_table(data, ("ERM",), seeds=[0], hparams={"RRR": {}}, steps=1)
