@@ -356,6 +356,37 @@ def check_irm_penalty(fn: Callable) -> bool:
     )
 
 
+def check_coin_level(fn: Callable) -> bool:
+    """``fn(n_envs)``: ``E |mean_e s_e|`` for ``n_envs`` fair ±1 signs, the agreement of pure
+    noise; checked against the closed form and against a seeded Monte Carlo estimate."""
+    import torch
+
+    from hvnotes import benchmark
+
+    def closed(n_envs: int):
+        def case():
+            got, want = float(fn(n_envs)), benchmark.coin_agreement(n_envs)
+            assert abs(got - want) <= 1e-9, f"n_envs={n_envs}: expected {want:.6f}, got {got:.6f}"
+
+        return case
+
+    def simulated(n_envs: int):
+        def case():
+            g = torch.Generator().manual_seed(n_envs)
+            signs = torch.randint(0, 2, (200_000, n_envs), generator=g).double() * 2 - 1
+            estimate = signs.mean(1).abs().mean().item()  # standard error below 0.002
+            got = float(fn(n_envs))
+            assert abs(got - estimate) < 0.01, (
+                f"n_envs={n_envs}: 200,000 simulated draws give {estimate:.4f}, you give {got:.4f}"
+            )
+
+        return case
+
+    cases = [(f"E={n}, closed form", closed(n)) for n in (1, 2, 3, 8, 32)]
+    cases += [(f"E={n}, simulation", simulated(n)) for n in (5, 16)]
+    return run_checks("coin_level", cases)
+
+
 # === Notebook 06 checkers ===
 
 

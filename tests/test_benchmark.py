@@ -5,6 +5,8 @@ environments) and the exercise checker."""
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -234,3 +236,10 @@ def test_per_method_hyper_parameters_reach_only_their_method(data):
     assert list(sweep["method"]) == ["ERM", "AND-mask"]  # ERM was not handed tau
     with pytest.raises(ValueError, match="hparams"):
         benchmark.seed_table(data, ("ERM",), seeds=[0], hparams={"RRR": {}}, steps=1)
+
+
+def test_check_coin_level_accepts_reference_and_rejects_mistakes(capsys):
+    assert checks.check_coin_level(benchmark.coin_agreement)
+    assert not checks.check_coin_level(lambda n: 1 / math.sqrt(n))  # the Gaussian rate only
+    assert not checks.check_coin_level(lambda n: math.sqrt(2 / (math.pi * n)))  # large-E limit
+    assert "✗ coin_level" in capsys.readouterr().out
