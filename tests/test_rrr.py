@@ -3,6 +3,8 @@ independent computation (central finite differences, a loop reference, a closed 
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -303,3 +305,46 @@ def test_find_another_explanation_rounds_do_not_depend_on_the_global_rng():
         torch.testing.assert_close(a, b)
     with pytest.raises(ValueError, match="l2_grads"):
         rrr.find_another_explanation(lambda: torch.nn.Linear(2, 2), x, y, 2, [1.0], epochs=1)
+
+
+def test_fit_rrr_keeps_distinct_per_row_annotations_with_their_rows():
+    # Full batch: fit_rrr's shuffle cannot change the loss, so it must match a hand-written
+    # Adam loop on rrr_loss with the same per-row masks; with the masks moved to other rows the
+    # reference differs, so a misalignment inside fit_rrr would fail this test.
+    x, y = shortcut_data(64)
+    mask = torch.rand(x.shape, generator=torch.Generator().manual_seed(1)) < 0.5
+    torch.manual_seed(0)
+    start = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+
+    def reference(masks):
+        model = copy.deepcopy(start)
+        opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+        for _ in range(5):
+            total = rrr.rrr_loss(model, x, y, masks, 10.0)[0]
+            opt.zero_grad()
+            total.backward()
+            opt.step()
+        return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+    fitted = copy.deepcopy(start)
+    rrr.fit_rrr(fitted, x, y, mask, 10.0, epochs=5, batch_size=64, lr=1e-2, progress=False)
+    got = torch.cat([p.detach().flatten() for p in fitted.parameters()])
+    torch.testing.assert_close(got, reference(mask), rtol=1e-4, atol=1e-6)
+    misaligned = reference(mask.roll(1, dims=0))
+    assert not torch.allclose(got, misaligned, rtol=1e-4, atol=1e-6)
+
+
+def test_toy_colors_conflict_sets_the_two_rules_against_each_other():
+    x, y_corners = datasets.toy_colors_conflict(500, seed=3)
+    assert x.shape == (500, 5, 5, 3) and y_corners.shape == (500,)
+    palette = torch.as_tensor(datasets.TOY_COLORS_PALETTE, dtype=torch.float32)
+    colour = (x.unsqueeze(-2) - palette).abs().sum(-1).argmin(-1)  # (N, 5, 5) palette index
+    corners = colour[:, [0, 0, 4, 4], [0, 4, 0, 4]]
+    corners_match = (corners == corners[:, :1]).all(1)
+    top = colour[:, 0, 1:4]
+    top_all_differ = (top[:, 0] != top[:, 1]) & (top[:, 0] != top[:, 2]) & (top[:, 1] != top[:, 2])
+    assert torch.equal(corners_match, y_corners == 0)  # rule 1 says y_corners
+    assert torch.equal(top_all_differ, y_corners == 1)  # rule 2 says the other class
+    assert 0.3 < y_corners.float().mean() < 0.7
+    with pytest.raises(ValueError, match="n must be"):
+        datasets.toy_colors_conflict(0)

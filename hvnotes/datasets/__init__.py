@@ -39,6 +39,7 @@ from hvnotes.datasets.shortcuts import (
     shortcut_digits,
     swatch_shade,
     toy_colors,
+    toy_colors_conflict,
 )
 
 __all__ = [
@@ -46,5 +47,5 @@ __all__ = [
     "ShortcutDigits", "SpiralEnvs", "Split", "ToyColors", "add_label_tab", "add_swatch",
     "decoy_digits", "decoy_mnist", "iris_cancer", "linear_toy", "load_digits",
     "load_mnist_subset", "modular_arithmetic", "pair_split", "random_label_digits",
-    "shortcut_digits", "spirals", "swatch_shade", "toy_colors",
+    "shortcut_digits", "spirals", "swatch_shade", "toy_colors", "toy_colors_conflict",
 ]  # fmt: skip

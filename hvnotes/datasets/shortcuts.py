@@ -132,6 +132,33 @@ def toy_colors(n_train: int = 5000, n_test: int = 5000, seed: int | None = None)
     return ToyColors(x[:n_train], y[:n_train], x[n_train:], y[n_train:], corners, top_middle)
 
 
+def toy_colors_conflict(n: int = 2000, seed: int | None = None) -> tuple[Tensor, Tensor]:
+    """Toy Colors images on which the two rules disagree: a behavioural test of rule use.
+
+    Each image is a valid Toy Colors image whose top-middle row (row 0, columns 1-3) is copied
+    from an image of the *other* class, so rule 1 (corners) says ``y_corners`` and rule 2
+    (top-middle) says ``1 - y_corners``. A model's share of predictions equal to ``y_corners``
+    is how often it follows the corners when it has to choose.
+
+    Returns:
+        ``x`` ``(n, 5, 5, 3)`` float32 in [0, 1], ``y_corners`` ``(n,)`` int64.
+    """
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    rng = np.random.default_rng(resolve_seed(seed))
+    idx, y = _toy_colors_images(int(n), rng)
+    donors = {0: np.empty((0, 5, 5), dtype=idx.dtype), 1: np.empty((0, 5, 5), dtype=idx.dtype)}
+    while min(len(d) for d in donors.values()) < n:  # enough donors of each class
+        more, labels = _toy_colors_images(int(n), rng)
+        for c in (0, 1):
+            donors[c] = np.concatenate([donors[c], more[labels == c]])
+    for c in (0, 1):
+        rows = np.flatnonzero(y == c)
+        idx[rows, 0, 1:4] = donors[1 - c][: len(rows), 0, 1:4]
+    x = torch.as_tensor(TOY_COLORS_PALETTE[idx], dtype=torch.float32)
+    return x, torch.as_tensor(y)
+
+
 def swatch_shade(digit: Tensor) -> Tensor:
     """Decoy MNIST's swatch grey for a digit: ``(255 - 25 k) / 255`` (0 -> white, 9 -> dark)."""
     return (255.0 - 25.0 * digit.float()) / 255.0
