@@ -80,6 +80,43 @@ def check_quadratic_inconsistency(fn) -> bool:
     return run_checks("quadratic_inconsistency", cases)
 
 
+def check_bound_constant(fn) -> bool:
+    """Check ``fn(a, b)``: ``I^eps / (eps * ratio^2)`` for diagonal pairs ``(M, n)``, against
+    :func:`hvnotes.consistency.quadratic_inconsistency` and :func:`~hvnotes.consistency.volume_ratio`
+    computed matrix by matrix (eigenvalues and the Karcher mean, not the diagonal shortcut)."""
+    import numpy as np
+
+    from hvnotes import consistency
+
+    rng = np.random.default_rng(3)
+
+    def agrees(a, b, what):
+        def case():
+            got = np.asarray(fn(np.array(a), np.array(b)), dtype=float).reshape(-1)
+            want = [
+                consistency.quadratic_inconsistency(np.array([np.diag(x), np.diag(y)]), 1.0)
+                / consistency.volume_ratio(np.array([np.diag(x), np.diag(y)])) ** 2
+                for x, y in zip(a, b, strict=True)
+            ]
+            assert got.shape == (len(want),), (
+                f"{what}: expected shape ({len(want)},), got {got.shape}"
+            )
+            assert np.allclose(got, want, rtol=1e-6), (
+                f"{what}: expected {np.round(want, 4)}, got {np.round(got, 4)}"
+            )
+
+        return case
+
+    cases = [
+        ("the paper's example", agrees([[0.05, 1.0]], [[1.0, 0.05]], "paper")),
+        ("the counterexample diag(.05, 1), I", agrees([[0.05, 1.0]], [[1.0, 1.0]], "counter")),
+        ("identical environments give 1", agrees([[0.3, 2.0]], [[0.3, 2.0]], "identical")),
+        ("five random 2-D pairs", agrees(*np.exp(rng.uniform(-3, 3, (2, 5, 2))), "random 2-D")),
+        ("three random 4-D pairs", agrees(*np.exp(rng.uniform(-3, 3, (2, 3, 4))), "random 4-D")),
+    ]
+    return run_checks("bound_constant", cases)
+
+
 # === Notebook 02 checkers ===
 
 
@@ -310,6 +347,49 @@ def check_project(fn: Callable) -> bool:
         ("a narrower input range", lambda: agrees(3, 0.2, (0.1, 0.9))),
     ]
     return run_checks("project", cases)
+
+
+def check_fae_control(fn: Callable, rounds, l2_grads, init_seed: int) -> bool:
+    """Check ``fn(rounds, l2_grads, init_seed) -> {"annotations", "l2_grads", "seed"}``: the
+    control for FAE's last round, which must differ from that round *only* in its annotation
+    (the previous round's annotations instead of the union of all masks so far)."""
+    import torch
+
+    def design():
+        out = fn(rounds, list(l2_grads), init_seed)
+        assert isinstance(out, dict), "return a dict with keys annotations, l2_grads, seed"
+        missing = {"annotations", "l2_grads", "seed"} - set(out)
+        assert not missing, f"missing keys {sorted(missing)}"
+        return out
+
+    last = len(rounds) - 1
+
+    def annotation():
+        got = design()["annotations"]
+        assert torch.is_tensor(got) and got.shape == rounds[last].annotations.shape, (
+            "annotations: one mask per training example, like a round's"
+        )
+        assert not torch.equal(got, rounds[last].annotations), (
+            "that is the last round's own annotation: the control must differ in it"
+        )
+        assert torch.equal(got, rounds[last - 1].annotations), (
+            "use the annotation the previous round trained with (one rule forbidden, not both)"
+        )
+
+    def penalty():
+        assert float(design()["l2_grads"]) == float(l2_grads[last]), (
+            "same lambda_1 as the last round: the question is whether the penalty alone costs accuracy"
+        )
+
+    def seed():
+        assert int(design()["seed"]) == init_seed + last, (
+            "same initialisation as the last round: FAE seeds round i with init_seed + i"
+        )
+
+    return run_checks(
+        "fae_control",
+        [("the annotation", annotation), ("the penalty", penalty), ("the initialisation", seed)],
+    )
 
 
 # === Notebook 05 checkers ===

@@ -32,6 +32,7 @@ from hvnotes.andmask import and_mask
 __all__ = [
     "PATCHWORK_THETA",
     "arithmetic_mean",
+    "bound_constant",
     "crossing_valleys",
     "epsilon_component",
     "evaluate_on_grid",
@@ -394,6 +395,24 @@ def volume_ratio(hessians) -> float:
     """
     h = _check_spd(hessians)
     return float(np.linalg.det(arithmetic_mean(h)) / np.linalg.det(geometric_mean(h)))
+
+
+def bound_constant(a, b) -> np.ndarray:
+    """``I^eps / (eps * ratio^2)`` for pairs of diagonal Hessians ``diag(a)``, ``diag(b)``.
+
+    ``a``, ``b``: positive ``(M, n)`` (M pairs in n dimensions). With ``ratio`` the
+    :func:`volume_ratio`, the paper's Prop. 3 claims this is at most 2. It is at most 4, and 4 is
+    its supremum: with ``a_i / b_i = e^(2 t_i)`` it is ``max_i e^(2|t_i|) / prod_i cosh^2(t_i)``,
+    which is ``4 / (1 + e^(-2t))^2 < 4`` for one coordinate ``t`` (the others equal) and smaller
+    otherwise. Closed forms (:func:`quadratic_inconsistency` and :func:`volume_ratio` for
+    diagonal matrices), vectorised over the pairs; returns ``(M,)``.
+    """
+    a, b = np.atleast_2d(np.asarray(a, dtype=float)), np.atleast_2d(np.asarray(b, dtype=float))
+    if a.shape != b.shape or not (np.all(a > 0) and np.all(b > 0)):
+        raise ValueError(f"a and b must be positive arrays of one shape, got {a.shape}, {b.shape}")
+    score = np.maximum(a / b, b / a).max(axis=1)  # I^eps / eps
+    ratio = np.prod((a + b) / 2 / np.sqrt(a * b), axis=1)  # det(OR) / det(AND)
+    return score / ratio**2
 
 
 # ---------------------------------------------------------------------------------------------

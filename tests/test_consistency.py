@@ -303,3 +303,28 @@ def test_figures_draw_with_labels_and_colour_bars():
     c.plot_paths(ax, path, c.landing_sites(path[-1], [[0, 0], [3, 3]], 0.5))
     assert len(ax.lines) == 6
     plt.close(fig)
+
+
+def test_bound_constant_matches_matrix_closed_forms_and_never_reaches_4():
+    rng = np.random.default_rng(0)
+    a, b = np.exp(rng.uniform(-4, 4, (2, 2000, 2)))
+    got = c.bound_constant(a, b)
+    for i in range(0, 2000, 400):  # matrix by matrix: eigenvalues and the Karcher mean
+        H = np.array([np.diag(a[i]), np.diag(b[i])])
+        want = c.quadratic_inconsistency(H, 1.0) / c.volume_ratio(H) ** 2
+        assert np.isclose(got[i], want, rtol=1e-6)
+    assert got.max() < 4 and got.max() > 2  # the paper's constant 2 fails, 4 holds
+    # one coordinate far apart, the other equal: 4 / (1 + e^(-2t))^2, the supremum's approach
+    t = 3.0
+    close = c.bound_constant([[np.exp(2 * t), 1.0]], [[1.0, 1.0]])[0]
+    assert np.isclose(close, 4 / (1 + np.exp(-2 * t)) ** 2)
+    # the counterexample: I^eps / eps = 20 while 2 ratio^2 = 11.025, so the constant is 20 / 5.5125
+    assert np.isclose(c.bound_constant([[0.05, 1.0]], [[1.0, 1.0]])[0], 20 / 5.5125)
+    with pytest.raises(ValueError, match="a and b"):
+        c.bound_constant([[1.0, -1.0]], [[1.0, 1.0]])
+
+
+def test_check_bound_constant_rejects_the_papers_constant(capsys):
+    assert checks.check_bound_constant(c.bound_constant)
+    assert not checks.check_bound_constant(lambda a, b: c.bound_constant(a, b) * 2)
+    assert "✗ bound_constant" in capsys.readouterr().out

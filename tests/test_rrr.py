@@ -348,3 +348,24 @@ def test_toy_colors_conflict_sets_the_two_rules_against_each_other():
     assert 0.3 < y_corners.float().mean() < 0.7
     with pytest.raises(ValueError, match="n must be"):
         datasets.toy_colors_conflict(0)
+
+
+def test_check_fae_control_accepts_the_matched_design_and_rejects_confounded_ones(capsys):
+    # three rounds with distinct annotations (none, feature 0, both features)
+    x, _ = shortcut_data(20)
+    masks = [torch.zeros_like(x, dtype=torch.bool), torch.zeros_like(x, dtype=torch.bool)]
+    masks[1][:, 0] = True
+    masks.append(torch.ones_like(x, dtype=torch.bool))
+    rounds = [rrr.Round(None, a, None, None) for a in masks]
+    lams = [1.0, 1.0, 5.0]
+
+    def matched(r, lams, seed):
+        return {"annotations": r[1].annotations, "l2_grads": lams[2], "seed": seed + 2}
+
+    assert checks.check_fae_control(matched, rounds, lams, 7)
+    other_seed = lambda r, lams, seed: matched(r, lams, seed) | {"seed": seed}  # noqa: E731
+    own_mask = lambda r, lams, seed: matched(r, lams, seed) | {"annotations": r[2].annotations}  # noqa: E731
+    mild = lambda r, lams, seed: matched(r, lams, seed) | {"l2_grads": lams[1]}  # noqa: E731
+    for confounded in (other_seed, own_mask, mild):
+        assert not checks.check_fae_control(confounded, rounds, lams, 7)
+    assert "✗ fae_control" in capsys.readouterr().out
