@@ -305,11 +305,16 @@ def first_layer_agreement(model: nn.Module, data: ShortcutDigits) -> dict[str, f
     pixels (only pixels that are ever non-zero count).
     """
     agreement = pixel_agreement(model, data)  # every pixel has as many components: means agree
-    used = (data.x_train != 0).flatten(0, 1).any(0)
+    used = _used_pixels(data)
     return {
         "frame": agreement[data.shortcut & used].mean().item(),
         "digit": agreement[~data.shortcut & used].mean().item(),
     }
+
+
+def _used_pixels(data: ShortcutDigits) -> Tensor:
+    """Pixels that are non-zero in some training image: bool ``(H, W)``."""
+    return (data.x_train != 0).flatten(0, 1).any(0)
 
 
 def _per_method(hparams: dict[str, dict] | None, methods) -> dict[str, dict]:
@@ -527,5 +532,4 @@ def disagreement_mask(agreement: Tensor, data: ShortcutDigits, delta: float = 0.
     """An annotation found from the environments alone: the pixels (ever non-zero in training)
     whose :func:`pixel_agreement` is within ``delta`` of the coin-flip level
     :func:`coin_agreement` — where the environments' gradients agree no better than chance."""
-    used = (data.x_train != 0).flatten(0, 1).any(0)
-    return (agreement < coin_agreement(data.x_train.shape[0]) + delta) & used
+    return (agreement < coin_agreement(data.x_train.shape[0]) + delta) & _used_pixels(data)

@@ -93,10 +93,10 @@ def check_bound_constant(fn) -> bool:
     def agrees(a, b, what):
         def case():
             got = np.asarray(fn(np.array(a), np.array(b)), dtype=float).reshape(-1)
+            pairs = [np.array([np.diag(x), np.diag(y)]) for x, y in zip(a, b, strict=True)]
             want = [
-                consistency.quadratic_inconsistency(np.array([np.diag(x), np.diag(y)]), 1.0)
-                / consistency.volume_ratio(np.array([np.diag(x), np.diag(y)])) ** 2
-                for x, y in zip(a, b, strict=True)
+                consistency.quadratic_inconsistency(h, 1.0) / consistency.volume_ratio(h) ** 2
+                for h in pairs
             ]
             assert got.shape == (len(want),), (
                 f"{what}: expected shape ({len(want)},), got {got.shape}"

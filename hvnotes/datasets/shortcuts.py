@@ -143,13 +143,12 @@ def toy_colors_conflict(n: int = 2000, seed: int | None = None) -> tuple[Tensor,
     Returns:
         ``x`` ``(n, 5, 5, 3)`` float32 in [0, 1], ``y_corners`` ``(n,)`` int64.
     """
-    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
+    n = _check_positive_int("n", n)
     rng = np.random.default_rng(resolve_seed(seed))
-    idx, y = _toy_colors_images(int(n), rng)
+    idx, y = _toy_colors_images(n, rng)
     donors = {0: np.empty((0, 5, 5), dtype=idx.dtype), 1: np.empty((0, 5, 5), dtype=idx.dtype)}
     while min(len(d) for d in donors.values()) < n:  # enough donors of each class
-        more, labels = _toy_colors_images(int(n), rng)
+        more, labels = _toy_colors_images(n, rng)
         for c in (0, 1):
             donors[c] = np.concatenate([donors[c], more[labels == c]])
     for c in (0, 1):
