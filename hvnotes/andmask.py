@@ -277,7 +277,7 @@ def and_mask_step(
         model, loss_fn, xs, ys: as in :func:`env_gradients` (``xs`` ``(E, B, ...)``).
         optimizer: any ``torch.optim.Optimizer`` over ``model``'s parameters.
         tau: agreement threshold in [0, 1]; ``tau = 0`` with ``method="and"`` is the ERM step on
-            the pooled batch (bit for bit on the pooled path).
+            the pooled batch (bit for bit; no per-environment gradients are formed).
         method: ``"and"``, ``"geom"`` or ``"sand"`` (see :func:`masked_gradient`).
         rescale: per tensor, divide the update by its kept fraction (0 if nothing is kept).
         k: SAND-mask steepness.
@@ -294,6 +294,9 @@ def and_mask_step(
     check_optimizer(optimizer, model)
     params = _trainable(model)
     masks, updates = {}, {}
+    if method == "and" and required_agreement(tau, n_envs) == 0:
+        # nothing can be masked: the ERM step itself, without forming per-environment gradients
+        return _pooled_step(model, loss_fn, xs, ys, optimizer, params)
     with torch.no_grad():
         if supports_pooled(model) and method == "and":
             loss, counts = pooled_sign_counts(model, loss_fn, xs, ys)
@@ -323,6 +326,28 @@ def and_mask_step(
         )
     optimizer.step()
     return loss.item(), kept
+
+
+def _pooled_step(
+    model: nn.Module,
+    loss_fn: LossFn,
+    xs: Tensor,
+    ys: Tensor,
+    optimizer: torch.optim.Optimizer,
+    params: dict[str, Tensor],
+) -> tuple[float, dict[str, float]]:
+    """The plain ERM step on the pooled batch ``(E * B, ...)``: what ``tau = 0`` amounts to."""
+    for p in model.parameters():
+        p.grad = None
+    with torch.enable_grad():
+        loss = loss_fn(model(xs.flatten(0, 1)), ys.flatten(0, 1))
+        loss.backward()
+    if not torch.isfinite(loss):
+        raise ValueError(
+            f"the loss is {loss.item()}: the model's weights or outputs are not finite"
+        )
+    optimizer.step()
+    return loss.item(), dict.fromkeys(params, 1.0)
 
 
 def fit_and_mask(
@@ -488,6 +513,27 @@ def keep_probability(n_envs: int, tau: float) -> float:
     needed = required_agreement(tau, n_envs)
     return sum(math.comb(n_envs, j) for j in range(n_envs + 1) if abs(2 * j - n_envs) >= needed) / (
         2**n_envs
+    )
+
+
+def pass_probability(n_envs: int, tau: float, p_agree: float) -> float:
+    """Probability that a component passes the AND-mask when each environment's gradient sign
+    is, independently, the component's true sign with probability ``p_agree`` (never zero):
+    ``sum_j C(E, j) p^j (1 - p)^(E - j)`` over ``j`` right signs with ``|2j - E| >= tau E``.
+
+    ``p_agree = 0.5`` is :func:`keep_probability` (a shortcut weight with no common sign); a
+    weight the mechanism moves, with per-example signal-to-noise ``s``, has about
+    ``p_agree = Phi(sqrt(B) * s)`` for a batch of ``B`` examples per environment.
+    """
+    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
+        raise ValueError(f"n_envs must be a positive int, got {n_envs!r}")
+    if not isinstance(p_agree, int | float) or not 0 <= p_agree <= 1:
+        raise ValueError(f"p_agree must be a probability in [0, 1], got {p_agree!r}")
+    needed = required_agreement(tau, n_envs)
+    return sum(
+        math.comb(n_envs, j) * p_agree**j * (1 - p_agree) ** (n_envs - j)
+        for j in range(n_envs + 1)
+        if abs(2 * j - n_envs) >= needed
     )
 
 
