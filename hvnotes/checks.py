@@ -173,6 +173,59 @@ def check_keep_probability(fn) -> bool:
     return run_checks("keep_probability", [(f"E={e}, tau={t}", case(e, t)) for e, t in settings])
 
 
+def reference_tau_choice(n_envs: int, chance: float = 1e-3) -> float:
+    """The threshold ``m / n_envs`` that lets the most through while random signs pass it with
+    probability below ``chance`` (of equivalent ones, the round value: with no zero gradients
+    ``|sum of signs|`` has the parity of ``n_envs``, so ``m = 17`` and ``18`` of 24 are one rule)."""
+    from hvnotes import andmask
+
+    safe = {
+        m / n_envs: andmask.keep_probability(n_envs, m / n_envs)
+        for m in range(n_envs + 1)
+        if andmask.keep_probability(n_envs, m / n_envs) < chance
+    }
+    most = max(safe.values())
+    return max(tau for tau, prob in safe.items() if prob == most)
+
+
+def check_tau_choice(fn: Callable, n_envs: int = 24, chance: float = 1e-3) -> bool:
+    """Check ``fn(n_envs) -> tau``: random signs pass the threshold with probability below
+    ``chance`` (the shortcut is stopped), and no lower threshold does so too (every higher one
+    only lets the mechanism through less often)."""
+    from hvnotes import andmask
+
+    def chosen():
+        tau = fn(n_envs)
+        assert isinstance(tau, int | float) and not isinstance(tau, bool), (
+            f"tau should be a number, got {tau!r}"
+        )
+        assert 0 <= tau <= 1, f"tau should lie in [0, 1], got {tau}"
+        return tau
+
+    def stops_chance():
+        tau = chosen()
+        got = andmask.keep_probability(n_envs, tau)
+        assert got < chance, (
+            f"random signs pass tau={tau:.3f} with probability {got:.2g}, not below {chance:g}"
+        )
+
+    def lowest():
+        tau = chosen()
+        best = reference_tau_choice(n_envs, chance)
+        got, want = andmask.keep_probability(n_envs, tau), andmask.keep_probability(n_envs, best)
+        assert got >= want, (
+            f"tau={tau:.3f} asks |sum of signs| >= {andmask.required_agreement(tau, n_envs)}; "
+            f"{andmask.required_agreement(best, n_envs)} already stops random signs and lets more "
+            "of the mechanism through"
+        )
+
+    return run_checks(
+        f"tau for {n_envs} environments",
+        [("a number in [0, 1]", chosen), ("random signs stopped", stops_chance),
+         ("no lower threshold would do", lowest)],
+    )  # fmt: skip
+
+
 # === Notebook 03 checkers ===
 
 
@@ -349,11 +402,23 @@ def check_project(fn: Callable) -> bool:
     return run_checks("project", cases)
 
 
-def check_fae_control(fn: Callable, rounds, l2_grads, init_seed: int) -> bool:
+def check_fae_control(fn: Callable, rounds=None, l2_grads=None, init_seed: int | None = None) -> bool:
     """Check ``fn(rounds, l2_grads, init_seed) -> {"annotations", "l2_grads", "seed"}``: the
     control for FAE's last round, which must differ from that round *only* in its annotation
-    (the previous round's annotations instead of the union of all masks so far)."""
+    (the previous round's annotations instead of the union of all masks so far).
+
+    Without ``rounds`` the design is tried on three made-up rounds (no annotation, one
+    feature, both features; λ1 = 1, 1, 5; base seed 7), so the check needs no training run."""
     import torch
+
+    if rounds is None:
+        from hvnotes import rrr
+
+        masks = [torch.zeros(6, 2, dtype=torch.bool) for _ in range(3)]
+        masks[1][:, 0] = True
+        masks[2][:] = True
+        rounds = [rrr.Round(None, mask, None, None) for mask in masks]
+        l2_grads, init_seed = [1.0, 1.0, 5.0], 7
 
     def design():
         out = fn(rounds, list(l2_grads), init_seed)

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from hvnotes import seeding, train
 
-_QUANTITIES = ("sum_log_probs", "sum_probs", "max_prob")
+_QUANTITIES = ("sum_log_probs", "sum_probs", "max_prob", "max_log_prob")
 
 
 def input_gradients(
@@ -53,7 +53,8 @@ def input_gradients(
         quantity: what is differentiated, per example:
             ``"sum_log_probs"`` (RRR's choice, :math:`\\sum_k \\log \\hat p_k`),
             ``"sum_probs"`` (:math:`\\sum_k \\hat p_k = 1`, so its gradient is identically 0),
-            ``"max_prob"`` (the predicted class's probability, used by the paper's pictures).
+            ``"max_prob"`` (the predicted class's probability, used by the paper's pictures),
+            ``"max_log_prob"`` (its log): the four loss variants the paper's code compares.
 
     Returns:
         the input gradient, same shape and dtype as ``x``.
@@ -77,6 +78,8 @@ def _per_example(log_probs: Tensor, quantity: str) -> Tensor:
         return log_probs.sum(dim=1)
     if quantity == "sum_probs":
         return log_probs.exp().sum(dim=1)
+    if quantity == "max_log_prob":
+        return log_probs.max(dim=1).values
     return log_probs.exp().max(dim=1).values
 
 
@@ -93,7 +96,13 @@ def _check_annotations(annotations, x: Tensor) -> Tensor:
 
 
 def rrr_loss(
-    model: nn.Module, x: Tensor, y: Tensor, annotations: Tensor, l2_grads: float
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    annotations: Tensor,
+    l2_grads: float,
+    *,
+    quantity: str = "sum_log_probs",
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The RRR objective on one batch (without the parameter L2, which is weight decay).
 
@@ -103,10 +112,13 @@ def rrr_loss(
         annotations: bool mask broadcastable to ``x`` (``(B, ...)`` or ``x[0]``'s shape);
             True marks an input that must not matter.
         l2_grads: λ1 >= 0, the weight of the right-reasons term.
+        quantity: which output's input gradient is penalised (see :func:`input_gradients`);
+            RRR's ``"sum_log_probs"`` unless a loss variant is being compared.
 
     Returns:
         ``(total, ce, rr)``: ``ce`` the mean cross-entropy, ``rr = λ1 · mean_n Σ_d (A_nd g_nd)²``
-        with ``g = input_gradients(model, x, create_graph=True)``, and ``total = ce + rr``.
+        with ``g = input_gradients(model, x, create_graph=True, quantity=quantity)``, and
+        ``total = ce + rr``.
     """
     l2_grads = train.check_number("l2_grads", l2_grads, low=0.0)
     if not isinstance(x, Tensor) or x.ndim < 2:
@@ -114,12 +126,14 @@ def rrr_loss(
     if not isinstance(y, Tensor) or y.shape != x.shape[:1]:
         raise ValueError(f"y must have shape ({len(x)},), got {getattr(y, 'shape', y)}")
     mask = _check_annotations(annotations, x)
+    if quantity not in _QUANTITIES:
+        raise ValueError(f"quantity must be one of {_QUANTITIES}, got {quantity!r}")
     # One forward pass serves both terms: CE from the logits, the penalty from their log-softmax.
     x = x.detach().requires_grad_(True)
     logits = model(x)
     ce = nn.functional.cross_entropy(logits, y)
-    sum_log_probs = torch.log_softmax(logits, dim=1).sum()
-    (grads,) = torch.autograd.grad(sum_log_probs, x, create_graph=True)
+    explained = _per_example(torch.log_softmax(logits, dim=1), quantity).sum()
+    (grads,) = torch.autograd.grad(explained, x, create_graph=True)
     masked = torch.where(mask, grads, 0.0)
     rr = l2_grads / len(x) * (masked * masked).sum()  # = λ1 · mean_n Σ_d (A_nd g_nd)²
     return ce + rr, ce, rr
@@ -176,6 +190,8 @@ def fit_rrr(
     y: Tensor,
     annotations: Tensor,
     l2_grads: float,
+    *,
+    quantity: str = "sum_log_probs",
     **fit_kwargs,
 ) -> pd.DataFrame:
     """Train ``model`` with :func:`rrr_loss` using :func:`hvnotes.train.fit`.
@@ -185,6 +201,7 @@ def fit_rrr(
         annotations: ``(N, ...)`` (one mask per row, shuffled with its row) or one mask
             broadcastable to ``x[0]`` (the same for every row).
         l2_grads: λ1.
+        quantity: the penalised output, as in :func:`rrr_loss`.
         fit_kwargs: passed to :func:`hvnotes.train.fit` (epochs, batch_size, lr, weight_decay,
             eval_sets, seed, progress, ...).
 
@@ -196,7 +213,7 @@ def fit_rrr(
     mask = _check_annotations(annotations, x)
 
     def terms(model, xb, yb, *ab):
-        total, ce, rr = rrr_loss(model, xb, yb, ab[0] if ab else mask, l2_grads)
+        total, ce, rr = rrr_loss(model, xb, yb, ab[0] if ab else mask, l2_grads, quantity=quantity)
         return {"loss": total, "ce": ce, "rr": rr}
 
     rows = (mask,) if _per_row_annotations(annotations, x) else ()

@@ -72,12 +72,17 @@ def learner_copy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """The learner's version of one notebook: solutions stubbed, outputs cleared."""
     copy = nbformat.from_dict(nb)
     number = 0
-    for cell in copy.cells:
+    for index, cell in enumerate(copy.cells):
         if cell.cell_type != "code":
             continue
         if is_exercise(cell):
             number += 1
             cell.source = strip_solution(cell.source, number)
+        elif BEGIN in cell.source:
+            raise ValueError(
+                f"cell {index} holds '{BEGIN}' but is not tagged '{EXERCISE_TAG}': "
+                "its solution would reach the learner"
+            )
         cell.outputs = []
         cell.execution_count = None
         cell.metadata.pop("execution", None)

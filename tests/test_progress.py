@@ -159,8 +159,8 @@ def test_fresh_copies_are_not_yet_done_and_a_pasted_solution_is(tmp_path, capsys
     assert progress.main([str(tmp_path), "--notebooks", "01", "02"]) == 0
     printed = capsys.readouterr().out.splitlines()
     rows = [line for line in printed if line.startswith(tuple(stems))]
-    assert len(rows) == 3 and all("  not yet  " in row for row in rows), printed
-    assert "0 of 3 exercises done, 0 failing" in printed
+    assert len(rows) == 6 and all("  not yet  " in row for row in rows), printed
+    assert "0 of 6 exercises done, 0 failing" in printed
 
     _replace_exercise(tmp_path / "02_and_mask.ipynb", 1, _solution("02_and_mask", 1))
     wrong = "def my_quadratic_inconsistency(hessians, eps):\n    return eps  # forgot the max"
@@ -169,10 +169,14 @@ def test_fresh_copies_are_not_yet_done_and_a_pasted_solution_is(tmp_path, capsys
     status = {(r.notebook, r.exercise): r.status for r in rows}
     assert status == {
         ("01_consistency_of_minima", 1): "failing",
+        ("01_consistency_of_minima", 2): "not yet",
+        ("01_consistency_of_minima", 3): "not yet",
         ("02_and_mask", 1): "done",
         ("02_and_mask", 2): "not yet",
+        ("02_and_mask", 3): "not yet",
     }, rows
     assert (
         rows[0].message.startswith("✗ quadratic_inconsistency: ") and "expected" in rows[0].message
     )
-    assert rows[1].message == "✓ and_mask: 7/7 checks passed"
+    done = next(r for r in rows if (r.notebook, r.exercise) == ("02_and_mask", 1))
+    assert done.message == "✓ and_mask: 7/7 checks passed"

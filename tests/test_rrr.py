@@ -74,6 +74,23 @@ def test_rr_term_matches_loop_over_finite_difference_gradients(net, batch):
     torch.testing.assert_close(rr.detach(), expected, rtol=1e-6, atol=1e-10)
 
 
+@pytest.mark.parametrize("quantity", ["max_log_prob", "max_prob", "sum_probs"])
+def test_rr_term_of_each_loss_variant_matches_finite_differences(net, batch, quantity):
+    x, y, a = batch
+    per_example = {
+        "max_log_prob": lambda m, xx: torch.log_softmax(m(xx), dim=1).max(dim=1).values,
+        "max_prob": lambda m, xx: torch.softmax(m(xx), dim=1).max(dim=1).values,
+        "sum_probs": lambda m, xx: torch.softmax(m(xx), dim=1).sum(dim=1),
+    }[quantity]
+    _, ce, rr = rrr.rrr_loss(net, x, y, a, 3.0, quantity=quantity)
+    g = fd_input_gradients(net, x, per_example)
+    expected = 3.0 * ((a * g) ** 2).sum() / len(x)
+    torch.testing.assert_close(rr.detach(), expected, rtol=1e-5, atol=1e-10)
+    assert ce.item() == pytest.approx(rrr.rrr_loss(net, x, y, a, 3.0)[1].item())
+    with pytest.raises(ValueError, match="quantity"):
+        rrr.rrr_loss(net, x, y, a, 3.0, quantity="log_sum")
+
+
 def test_rr_parameter_gradient_matches_finite_differences(net, batch):
     x, y, a = batch
     _, _, rr = rrr.rrr_loss(net, x, y, a, 1.0)
@@ -363,6 +380,8 @@ def test_check_fae_control_accepts_the_matched_design_and_rejects_confounded_one
         return {"annotations": r[1].annotations, "l2_grads": lams[2], "seed": seed + 2}
 
     assert checks.check_fae_control(matched, rounds, lams, 7)
+    assert checks.check_fae_control(matched)  # on the checker's own made-up rounds
+    assert not checks.check_fae_control(lambda r, lams, seed: matched(r, lams, seed) | {"seed": 0})
     other_seed = lambda r, lams, seed: matched(r, lams, seed) | {"seed": seed}  # noqa: E731
     own_mask = lambda r, lams, seed: matched(r, lams, seed) | {"annotations": r[2].annotations}  # noqa: E731
     mild = lambda r, lams, seed: matched(r, lams, seed) | {"l2_grads": lams[1]}  # noqa: E731

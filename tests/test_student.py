@@ -62,6 +62,19 @@ def test_learner_copy_clears_outputs_and_numbers_exercises():
     assert "y = 2 * x" in nb.cells[1].source  # the source notebook is untouched
 
 
+def test_a_solution_in_an_untagged_cell_is_refused():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(EXERCISE)]  # the markers without the exercise tag
+    with pytest.raises(ValueError, match="not tagged 'exercise'"):
+        student.learner_copy(nb)
+
+
+def test_no_learner_copy_carries_a_solution():
+    for path in student.sources():
+        text = student.render(path)
+        assert student.BEGIN not in text and "END SOLUTION" not in text, path.name
+
+
 def test_committed_learner_copies_are_current():
     assert student.main(["--check"]) == 0, "run `make student` and commit notebooks/exercises/"
 
