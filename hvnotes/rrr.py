@@ -63,14 +63,18 @@ def input_gradients(
         raise TypeError("x must be a floating-point Tensor of shape (B, ...)")
     if x.ndim < 2:
         raise ValueError(f"x must have shape (B, ...) with a batch axis, got {tuple(x.shape)}")
-    if quantity not in _QUANTITIES:
-        raise ValueError(f"quantity must be one of {_QUANTITIES}, got {quantity!r}")
+    _check_quantity(quantity)
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         log_probs = torch.log_softmax(model(x), dim=1)
         scalar = _per_example(log_probs, quantity).sum()
         (grads,) = torch.autograd.grad(scalar, x, create_graph=create_graph)
     return grads if create_graph else grads.detach()
+
+
+def _check_quantity(quantity) -> None:
+    if quantity not in _QUANTITIES:
+        raise ValueError(f"quantity must be one of {_QUANTITIES}, got {quantity!r}")
 
 
 def _per_example(log_probs: Tensor, quantity: str) -> Tensor:
@@ -126,8 +130,7 @@ def rrr_loss(
     if not isinstance(y, Tensor) or y.shape != x.shape[:1]:
         raise ValueError(f"y must have shape ({len(x)},), got {getattr(y, 'shape', y)}")
     mask = _check_annotations(annotations, x)
-    if quantity not in _QUANTITIES:
-        raise ValueError(f"quantity must be one of {_QUANTITIES}, got {quantity!r}")
+    _check_quantity(quantity)
     # One forward pass serves both terms: CE from the logits, the penalty from their log-softmax.
     x = x.detach().requires_grad_(True)
     logits = model(x)
