@@ -402,7 +402,9 @@ def check_project(fn: Callable) -> bool:
     return run_checks("project", cases)
 
 
-def check_fae_control(fn: Callable, rounds=None, l2_grads=None, init_seed: int | None = None) -> bool:
+def check_fae_control(
+    fn: Callable, rounds=None, l2_grads=None, init_seed: int | None = None
+) -> bool:
     """Check ``fn(rounds, l2_grads, init_seed) -> {"annotations", "l2_grads", "seed"}``: the
     control for FAE's last round, which must differ from that round *only* in its annotation
     (the previous round's annotations instead of the union of all masks so far).
