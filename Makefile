@@ -52,8 +52,9 @@ lint: install
 	$(BIN)/ruff format --check .
 
 # Unit tests include the learner copies and the built site (pages, links, a Chromium screenshot).
+# Two workers: the suite is CPU-bound and its tests share no files they write.
 unit: install book browser
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q -n 2
 
 nbtest: install
 	$(BIN)/python -m pytest $(NBVAL) -n 2 --dist loadscope -q $(NB)
