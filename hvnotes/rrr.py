@@ -331,11 +331,43 @@ def find_another_explanation(
                 "(it would overwrite the earlier rounds)"
             )
         history = fit_rrr(model, x, y, annotations, lam, eval_sets=eval_sets, **fit_kwargs)
-        with train.evaluating(model):
-            mask = largest_gradient_mask(_batched_input_gradients(model, x), cutoff, channel_dim)
-        out.append(Round(model, annotations, mask, history))
-        annotations = annotations | mask
+        out.append(trained_round(model, x, history, annotations, cutoff, channel_dim))
+        annotations = annotations | out[-1].mask
     return out
+
+
+def trained_round(
+    model: nn.Module,
+    x: Tensor,
+    history: pd.DataFrame | None = None,
+    annotations: Tensor | None = None,
+    cutoff: float = 0.67,
+    channel_dim: int | None = None,
+) -> Round:
+    """A model trained elsewhere, as a round of find-another-explanation.
+
+    Lets a plain model you already have serve as round 0: continue with
+    ``find_another_explanation(..., annotations=r.annotations | r.mask)``.
+
+    Args:
+        model: the trained model.
+        x: its training set ``(N, ...)``; the mask is computed on it.
+        history: its training history, kept in the round (optional).
+        annotations: bool ``(N, ...)`` it was trained under (default: none).
+        cutoff, channel_dim: passed to :func:`largest_gradient_mask`.
+
+    Returns:
+        a :class:`Round` whose ``mask`` is the model's largest-gradient mask on ``x``.
+    """
+    if annotations is None:
+        annotations = torch.zeros_like(x, dtype=torch.bool)
+    elif annotations.shape != x.shape:
+        raise ValueError(
+            f"annotations must have x's shape {tuple(x.shape)}, got {tuple(annotations.shape)}"
+        )
+    with train.evaluating(model):
+        mask = largest_gradient_mask(_batched_input_gradients(model, x), cutoff, channel_dim)
+    return Round(model, annotations.to(device=x.device, dtype=torch.bool), mask, history)
 
 
 def _batched_input_gradients(model: nn.Module, x: Tensor, batch_size: int = 2048) -> Tensor:

@@ -217,6 +217,18 @@ def test_find_another_explanation_unions_masks():
     assert rounds[0].mask.dtype == torch.bool and rounds[0].mask.shape == x.shape
 
 
+def test_trained_round_marks_each_examples_largest_gradients(net, batch):
+    x, _, _ = batch
+    r = rrr.trained_round(net, x)
+    assert not r.annotations.any() and r.model is net
+    for n in range(len(x)):  # a slow reference, one example at a time
+        xn = x[n : n + 1].clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(torch.log_softmax(net(xn), dim=1).sum(), xn)
+        assert torch.equal(r.mask[n], g[0].abs() > 0.67 * g.abs().max())
+    with pytest.raises(ValueError, match="annotations must have x's shape"):
+        rrr.trained_round(net, x, annotations=torch.zeros(3, dtype=torch.bool))
+
+
 def test_rr_ce_ratio_grows_linearly_in_lambda(net, batch):
     x, y, a = batch
     torch.manual_seed(0)
