@@ -313,13 +313,7 @@ def find_another_explanation(
     lams = [l2_grads] * rounds if isinstance(l2_grads, int | float) else list(l2_grads)
     if len(lams) != rounds:
         raise ValueError(f"l2_grads must be a number or {rounds} numbers, got {len(lams)}")
-    if annotations is None:
-        annotations = torch.zeros_like(x, dtype=torch.bool)
-    elif annotations.shape != x.shape:
-        raise ValueError(
-            f"annotations must have x's shape {tuple(x.shape)}, got {tuple(annotations.shape)}"
-        )
-    annotations = annotations.to(device=x.device, dtype=torch.bool)
+    annotations = _round_annotations(x, annotations)
     first_seed = seeding.resolve_seed(init_seed, "init_seed")
     out: list[Round] = []
     for i, lam in enumerate(lams):
@@ -359,15 +353,21 @@ def trained_round(
     Returns:
         a :class:`Round` whose ``mask`` is the model's largest-gradient mask on ``x``.
     """
+    annotations = _round_annotations(x, annotations)
+    with train.evaluating(model):
+        mask = largest_gradient_mask(_batched_input_gradients(model, x), cutoff, channel_dim)
+    return Round(model, annotations, mask, history)
+
+
+def _round_annotations(x: Tensor, annotations: Tensor | None) -> Tensor:
+    """FAE's annotations: bool of ``x``'s shape on its device (None: nothing annotated)."""
     if annotations is None:
-        annotations = torch.zeros_like(x, dtype=torch.bool)
-    elif annotations.shape != x.shape:
+        return torch.zeros_like(x, dtype=torch.bool)
+    if annotations.shape != x.shape:
         raise ValueError(
             f"annotations must have x's shape {tuple(x.shape)}, got {tuple(annotations.shape)}"
         )
-    with train.evaluating(model):
-        mask = largest_gradient_mask(_batched_input_gradients(model, x), cutoff, channel_dim)
-    return Round(model, annotations.to(device=x.device, dtype=torch.bool), mask, history)
+    return annotations.to(device=x.device, dtype=torch.bool)
 
 
 def _batched_input_gradients(model: nn.Module, x: Tensor, batch_size: int = 2048) -> Tensor:
