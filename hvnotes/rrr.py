@@ -18,8 +18,10 @@ that carried the largest gradients of all the models before it.
 
 Conventions: inputs ``x`` ``(B, ...)`` (any trailing shape; ``models.mlp`` flattens), logits
 ``(B, K)``, labels ``(B,)`` int64. We average CE over the batch and sum the penalty over features,
-averaged over examples, on inputs scaled to [0, 1]; the paper *summed* CE over a batch of raw 0..255
-pixels, so its λ1 = 1000 is not our λ1. Measure the ratio RR/CE over a sweep of λ1 instead
+averaged over examples, on inputs scaled to [0, 1]. The reference code sums both terms over the
+batch, which leaves RR/CE unchanged; what moves λ1 is its raw 0..255 pixels: a gradient with
+respect to a [0, 1] pixel is 255 times larger, so the paper's λ1 = 1000 is about 1000 / 255² here.
+Measure the ratio RR/CE over a sweep of λ1 rather than trusting any one number
 (:func:`rr_ce_ratio`, or the per-step ``ce``/``rr`` that :func:`fit_rrr` records).
 """
 
