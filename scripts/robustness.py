@@ -8,7 +8,10 @@
 
 * ``default``: torch's CPU kernels for this CPU (``HVNOTES_DEVICE=cpu``);
 * ``avx2``: the same with ``ATEN_CPU_CAPABILITY=avx2``, the AVX2 kernels most laptops run
-  (offered when this CPU has AVX2 or better);
+  (offered when this CPU's default is AVX-512);
+* ``scalar``: ``ATEN_CPU_CAPABILITY=default``, torch's kernels without vector instructions,
+  offered instead when this CPU's default already *is* AVX2 (then ``avx2`` would repeat
+  ``default`` bit for bit, and the matrix would test one float path twice);
 * ``cuda``: the GPU, when torch sees one.
 
 Two kernels run at a time. In each run an IPython AST transformer records every ``assert``
@@ -50,6 +53,7 @@ REPORT = ROOT / "docs" / "robustness.md"
 PATH_ENV = {
     "default": {"HVNOTES_DEVICE": "cpu"},
     "avx2": {"HVNOTES_DEVICE": "cpu", "ATEN_CPU_CAPABILITY": "avx2"},
+    "scalar": {"HVNOTES_DEVICE": "cpu", "ATEN_CPU_CAPABILITY": "default"},
     "cuda": {"HVNOTES_DEVICE": "cuda"},
 }
 # nbval's default keys that are never compared, plus those conftest.py adds
@@ -285,8 +289,10 @@ def available_paths() -> list[str]:
 
     paths = ["default"]
     capability = torch.backends.cpu.get_cpu_capability()
-    if capability.startswith("AVX512") or capability == "AVX2":
+    if capability.startswith("AVX512"):
         paths.append("avx2")
+    elif capability == "AVX2":  # avx2 is the default here: take the non-vector kernels instead
+        paths.append("scalar")
     if torch.cuda.is_available():
         paths.append("cuda")
     return paths
@@ -390,7 +396,9 @@ def write_report(summary: dict, seeds, paths, wall: float, target: Path) -> bool
         f"{', '.join(f'`{p}`' for p in paths)} = {n_runs} runs of every notebook; two kernels at a "
         f"time; {wall / 60:.1f} minutes in all.",
         "- Float paths: `default` = torch's CPU kernels for this CPU, `avx2` = "
-        "`ATEN_CPU_CAPABILITY=avx2`, `cuda` = the GPU.",
+        "`ATEN_CPU_CAPABILITY=avx2` (where the default is AVX-512), `scalar` = "
+        "`ATEN_CPU_CAPABILITY=default`, kernels without vector instructions (where the default "
+        "is AVX2, so that the matrix has two different float paths), `cuda` = the GPU.",
         f"- **Every assert held in every run: {'yes' if all_held else 'NO'}.**",
         "",
         "What is guaranteed: the same seed on the same machine gives the same numbers; any seed "

@@ -1,6 +1,9 @@
 """The robustness harness records every assert of a notebook, held or failed, per seed."""
 
 import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -61,3 +64,20 @@ def test_each_run_records_held_and_failed_asserts(notebook):
     # outputs are compared with the committed ones with numbers masked: 'base seed 7' matches;
     # cell 3 prints 'after' (not committed), and in the second run cells 3 and 4 raise instead
     assert runs[0]["differs"] == [3] and runs[1]["differs"] == [3, 4]
+
+
+def test_the_cpu_float_paths_run_different_kernels():
+    # On a CPU whose default is AVX2, "avx2" would repeat "default" bit for bit: one float path
+    # tested twice. Each offered CPU path must select its own kernels.
+    cpu_paths = [p for p in robustness.available_paths() if p != "cuda"]
+    assert len(cpu_paths) == 2, cpu_paths
+    capabilities = set()
+    for path in cpu_paths:
+        env = {k: v for k, v in os.environ.items() if k != "ATEN_CPU_CAPABILITY"}
+        env |= robustness.PATH_ENV[path]
+        probe = "import torch; print(torch.backends.cpu.get_cpu_capability())"
+        out = subprocess.run(
+            [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+        )
+        capabilities.add(out.stdout.strip())
+    assert len(capabilities) == len(cpu_paths), (cpu_paths, capabilities)
