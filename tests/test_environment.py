@@ -49,3 +49,16 @@ def test_name_parser_sees_through_version_specifiers():
     assert _name("torch>=2.2") == "torch"
     assert _name("nbval==0.11.0") == _name("nbval=0.11.0") == "nbval"
     assert _name("pytest>=8.1,<10") == "pytest"
+
+
+def test_every_subpackage_of_hvnotes_is_packaged():
+    # setuptools installs only the packages pyproject lists: a new folder left out of the list
+    # works in the editable checkout and is missing from a wheel.
+    listed = set(
+        tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    )
+    on_disk = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for init in (ROOT / "hvnotes").rglob("__init__.py")
+    }
+    assert on_disk == listed

@@ -1,0 +1,52 @@
+"""Exercise checkers, one module per notebook.
+
+Each checker tests a learner's function against the course's reference on seeded and edge cases
+and prints one fixed line: ``✓ <name>: n/n checks passed`` on success, or the failed cases with a
+hint. The success line is what nbval compares, so it never contains numbers that vary.
+
+A checker is ``check_<exercise>(fn)``: it builds a list of ``(description, thunk)`` cases and
+hands them to :func:`run_checks`. Notebooks call them as ``checks.check_<exercise>``; the modules
+below only sort them by notebook (``minima`` 01, ``andmask`` 02, ``rrr`` 03, ``sst`` 04,
+``benchmark`` 05, ``capstone`` 06; ``predictions`` for the registered predictions of several).
+"""
+
+from hvnotes.checks.andmask import (
+    check_and_mask,
+    check_keep_probability,
+    check_tau_choice,
+    reference_tau_choice,
+)
+from hvnotes.checks.benchmark import check_coin_level, check_irm_penalty
+from hvnotes.checks.capstone import (
+    check_fourier_concentration,
+    check_prediction_band,
+    registered_prediction,
+)
+from hvnotes.checks.minima import check_bound_constant, check_quadratic_inconsistency
+from hvnotes.checks.predictions import registered_rate
+from hvnotes.checks.rrr import check_fae_control, check_largest_gradient_mask, check_rrr_penalty
+from hvnotes.checks.runner import Case, run_checks
+from hvnotes.checks.sst import check_drop_one, check_project, check_straight_through
+
+__all__ = [
+    "Case",
+    "check_and_mask",
+    "check_bound_constant",
+    "check_coin_level",
+    "check_drop_one",
+    "check_fae_control",
+    "check_fourier_concentration",
+    "check_irm_penalty",
+    "check_keep_probability",
+    "check_largest_gradient_mask",
+    "check_prediction_band",
+    "check_project",
+    "check_quadratic_inconsistency",
+    "check_rrr_penalty",
+    "check_straight_through",
+    "check_tau_choice",
+    "reference_tau_choice",
+    "registered_prediction",
+    "registered_rate",
+    "run_checks",
+]
