@@ -2,6 +2,7 @@
 
     python scripts/robustness.py                      # the full matrix -> docs/robustness.md
     python scripts/robustness.py --seeds 0 1 --paths default notebooks/06_capstone.ipynb
+    python scripts/robustness.py --update notebooks/02_and_mask.ipynb   # re-run one, keep the rest
 
 ``make robustness`` runs this. Every notebook is executed top to bottom under each base seed
 (``HVNOTES_SEED``, default 0-4) and each float path this machine offers:
@@ -381,7 +382,9 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
 
 
-def write_report(summary: dict, seeds, paths, wall: float, target: Path) -> bool:
+def write_report(
+    summary: dict, seeds, paths, wall: float, target: Path, updated: dict | None = None
+) -> bool:
     all_held = all(
         nb["runs_all_held"] == nb["runs"] and not nb["errors"] for nb in summary.values()
     )
@@ -395,6 +398,15 @@ def write_report(summary: dict, seeds, paths, wall: float, target: Path) -> bool
         f"- Matrix: base seeds {', '.join(map(str, seeds))} (`HVNOTES_SEED`) × float paths "
         f"{', '.join(f'`{p}`' for p in paths)} = {n_runs} runs of every notebook; two kernels at a "
         f"time; {wall / 60:.1f} minutes in all.",
+        *(
+            [
+                f"- Updated {updated['date']}: {', '.join(f'`{n}`' for n in updated['notebooks'])}"
+                f" re-run over the same matrix ({updated['wall'] / 60:.1f} minutes, included above);"
+                " the other notebooks' runs are those of the full matrix."
+            ]
+            if updated
+            else []
+        ),
         "- Float paths: `default` = torch's CPU kernels for this CPU, `avx2` = "
         "`ATEN_CPU_CAPABILITY=avx2` (where the default is AVX-512), `scalar` = "
         "`ATEN_CPU_CAPABILITY=default`, kernels without vector instructions (where the default "
@@ -465,6 +477,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
     parser.add_argument("--report", type=Path, default=REPORT)
     parser.add_argument("--json", type=Path, default=ROOT / "build" / "robustness.json")
+    parser.add_argument(
+        "--update",
+        action="store_true",
+        help="re-run only the notebooks given and keep the other notebooks' runs from --json "
+        "(same seeds and paths); the report then covers every notebook",
+    )
     parser.add_argument("--worker", nargs=4, metavar=("NOTEBOOK", "SEED", "PATH", "OUT"))
     args = parser.parse_args(argv)
     if args.worker:
@@ -473,9 +491,22 @@ def main(argv: list[str] | None = None) -> int:
         Path(out).write_text(json.dumps(result))
         return 0
     paths = args.paths or available_paths()
-    notebooks = [p.resolve() for p in args.notebooks] or sorted(
-        (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb")
-    )
+    every_notebook = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    notebooks = [p.resolve() for p in args.notebooks] or every_notebook
+    kept, earlier_wall = [], 0.0
+    if args.update:
+        if not args.notebooks:
+            raise SystemExit("--update needs the notebooks to re-run")
+        stored = json.loads(args.json.read_text())
+        if stored["seeds"] != args.seeds or stored["paths"] != paths:
+            raise SystemExit(
+                f"--update: {args.json} holds seeds {stored['seeds']} x paths {stored['paths']}, "
+                f"not {args.seeds} x {paths}"
+            )
+        names = {p.name for p in notebooks}
+        kept = [r for r in stored["runs"] if r["notebook"] not in names]
+        # earlier reports did not store their wall time: two kernels at a time, about half the sum
+        earlier_wall = stored.get("wall", sum(r["seconds"] for r in stored["runs"]) / args.jobs)
     jobs = [(nb, seed, p) for p in paths for seed in args.seeds for nb in notebooks]
     # longest notebooks first (by their size on disk, a cheap proxy), so the two kernels finish together
     jobs.sort(key=lambda j: -j[0].stat().st_size)
@@ -495,10 +526,16 @@ def main(argv: list[str] | None = None) -> int:
             )
             runs.append(r)
     wall = time.perf_counter() - start
+    updated = None
+    if args.update:
+        updated = {"date": date.today().isoformat(), "notebooks": [p.name for p in notebooks]}
+        updated["wall"] = wall
+        runs, notebooks, wall = kept + runs, every_notebook, earlier_wall + wall
     summary = summarize(notebooks, runs)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"seeds": args.seeds, "paths": paths, "runs": runs}, indent=1))
-    all_held = write_report(summary, args.seeds, paths, wall, args.report)
+    stored = {"seeds": args.seeds, "paths": paths, "wall": wall, "runs": runs}
+    args.json.write_text(json.dumps(stored, indent=1))
+    all_held = write_report(summary, args.seeds, paths, wall, args.report, updated)
     print(
         f"wrote {args.report.relative_to(ROOT) if args.report.is_relative_to(ROOT) else args.report}"
         f" in {wall / 60:.1f} min; every assert held in every run: {all_held}"
