@@ -285,15 +285,23 @@ def run_one(path: Path, seed: int, float_path: str, timeout: int) -> dict:
 # ----------------------------------------------------------------------------- the matrix
 
 
+def second_cpu_path() -> str | None:
+    """The CPU float path paired with ``default``; None when this CPU offers no other."""
+    import torch
+
+    capability = torch.backends.cpu.get_cpu_capability()
+    if capability.startswith("AVX512"):
+        return "avx2"
+    if capability == "AVX2":  # avx2 is the default here: take the non-vector kernels instead
+        return "scalar"
+    return None
+
+
 def available_paths() -> list[str]:
     import torch
 
-    paths = ["default"]
-    capability = torch.backends.cpu.get_cpu_capability()
-    if capability.startswith("AVX512"):
-        paths.append("avx2")
-    elif capability == "AVX2":  # avx2 is the default here: take the non-vector kernels instead
-        paths.append("scalar")
+    second = second_cpu_path()
+    paths = ["default"] + ([second] if second else [])
     if torch.cuda.is_available():
         paths.append("cuda")
     return paths
@@ -483,8 +491,17 @@ def main(argv: list[str] | None = None) -> int:
         help="re-run only the notebooks given and keep the other notebooks' runs from --json "
         "(same seeds and paths); the report then covers every notebook",
     )
+    parser.add_argument(
+        "--second-cpu-capability",
+        action="store_true",
+        help="print the ATEN_CPU_CAPABILITY of the second CPU path and exit (make nbtest-other)",
+    )
     parser.add_argument("--worker", nargs=4, metavar=("NOTEBOOK", "SEED", "PATH", "OUT"))
     args = parser.parse_args(argv)
+    if args.second_cpu_capability:
+        second = second_cpu_path()  # without one, torch's default kernels are the only ones
+        print(PATH_ENV[second]["ATEN_CPU_CAPABILITY"] if second else "default")
+        return 0
     if args.worker:
         notebook, seed, float_path, out = args.worker
         result = run_one(Path(notebook), int(seed), float_path, args.timeout)
@@ -528,8 +545,11 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter() - start
     updated = None
     if args.update:
-        updated = {"date": date.today().isoformat(), "notebooks": [p.name for p in notebooks]}
-        updated["wall"] = wall
+        updated = {
+            "date": date.today().isoformat(),
+            "notebooks": [p.name for p in notebooks],
+            "wall": wall,
+        }
         runs, notebooks, wall = kept + runs, every_notebook, earlier_wall + wall
     summary = summarize(notebooks, runs)
     args.json.parent.mkdir(parents=True, exist_ok=True)
