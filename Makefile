@@ -5,6 +5,7 @@
 #   make execute  refresh the committed notebook outputs (the only way outputs are written)
 #   make bench    time every notebook on this machine (prints a table, writes nothing)
 #   make robustness  every notebook under seeds 0-4 x every float path -> docs/robustness.md
+#   make falsify  every notebook once per null twin of its methods -> docs/falsification.md
 #   make student  write the learner copies (solutions removed) to notebooks/exercises/
 #   make progress which exercises in notebooks/exercises/ are done (runs only their checkers;
 #                 choose notebooks with: make progress PROGRESS_ARGS="--notebooks 02 03")
@@ -36,7 +37,8 @@ NB_TEST := $(foreach n,$(NB_LONGEST_FIRST),$(filter notebooks/$(n).ipynb,$(NB)))
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
          --nbval-cell-timeout=600 --nbval-kernel-startup-timeout=120
 
-.PHONY: install lab test lint unit nbtest nbtest-other execute bench robustness student progress \
+.PHONY: install lab test lint unit nbtest nbtest-other execute bench robustness falsify student \
+        progress \
         book browser clean
 
 install: $(STAMP)
@@ -89,6 +91,10 @@ bench: install
 # About 20 minutes on 2 cores: 7 notebooks x 5 seeds x 2 float paths, two kernels at a time.
 robustness: install
 	$(BIN)/python scripts/robustness.py $(NB)
+
+# Each notebook once per registered null twin (scripts/twins/): which asserts does each break?
+falsify: install
+	$(BIN)/python scripts/falsify.py $(NB)
 
 student: install
 	$(BIN)/python scripts/student.py

@@ -3,7 +3,7 @@
     python scripts/build_book.py      # -> build/book/_build/html/index.html
 
 Copies ``book/`` (config and table of contents), ``README.md`` as the intro page, the workshop
-guide, the robustness report and the executed notebooks into ``build/book-src``, then runs
+guide, the robustness and falsification reports and the executed notebooks into ``build/book-src``, then runs
 ``jupyter-book build`` with warnings as errors. Notebooks listed in the table of contents but not
 yet written are left out of it. MathJax ships with the site (``sphinx-mathjax-offline``), so
 formulas typeset without a network.
@@ -23,7 +23,11 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "build" / "book-src"
 OUT = ROOT / "build" / "book"
-DOCS = ("instructors.md", "robustness.md")  # pages of the site that live in docs/
+DOCS = (
+    "instructors.md",
+    "robustness.md",
+    "falsification.md",
+)  # pages of the site that live in docs/
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
 # `make robustness` writes docs/robustness.md; until a checkout has one, the site says so.
@@ -32,6 +36,14 @@ ROBUSTNESS_STUB = """# Robustness of the course's claims
 No robustness report in this checkout yet. `make robustness` runs every notebook under base seeds
 0-4 and each float path of the machine, and writes the report to `docs/robustness.md`: for each
 assert of each notebook, in how many runs it held, and the spread of what it measured.
+"""
+
+
+FALSIFICATION_STUB = """# Falsification: which null twin breaks which claim
+
+No falsification report in this checkout yet. `make falsify` runs every notebook once per null twin
+of its methods (`scripts/twins/`) and writes the report to `docs/falsification.md`: for each assert,
+the twins that broke it; for each twin, the asserts it broke.
 """
 
 
@@ -60,8 +72,12 @@ def copy_sources() -> None:
     for name in DOCS:
         if (ROOT / "docs" / name).exists():
             shutil.copy(ROOT / "docs" / name, SRC / name)
-    if not (SRC / "robustness.md").exists():
-        (SRC / "robustness.md").write_text(ROBUSTNESS_STUB)
+    for name, stub in (
+        ("robustness.md", ROBUSTNESS_STUB),
+        ("falsification.md", FALSIFICATION_STUB),
+    ):
+        if not (SRC / name).exists():
+            (SRC / name).write_text(stub)
     for notebook in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"):
         nb = without_widgets(nbformat.read(notebook, as_version=4))
         nbformat.write(nb, SRC / notebook.name)

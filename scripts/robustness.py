@@ -81,6 +81,7 @@ RECORDER = r"""
 import ast as _ast, json as _json, math as _math, os as _os
 
 _HV_LOG = _os.environ["HVNOTES_ASSERT_LOG"]
+_HV_KEEP_GOING = _os.environ.get("HVNOTES_ASSERT_KEEP_GOING") == "1"  # make falsify: record, go on
 _HV_NODES = (_ast.Name, _ast.Attribute, _ast.Subscript, _ast.Constant, _ast.BinOp, _ast.UnaryOp,
              _ast.Tuple, _ast.Slice, _ast.Load, _ast.operator, _ast.unaryop, _ast.Call)
 _HV_CALLS = {"abs", "max", "min", "mean", "median", "item", "sum", "float", "int", "len", "round"}
@@ -112,7 +113,7 @@ def _hv_assert(key, value, message_fn, probes):
               "message": None if message is None else str(message)}
     with open(_HV_LOG, "a") as f:
         f.write(_json.dumps(record) + "\n")
-    if not value:
+    if not value and not _HV_KEEP_GOING:
         raise AssertionError(message) if message is not None else AssertionError()
 
 
@@ -232,9 +233,35 @@ def _ignored(cell) -> bool:
 # ----------------------------------------------------------------------------- one run
 
 
-def run_one(path: Path, seed: int, float_path: str, timeout: int) -> dict:
-    """Execute one notebook once (in this process's kernel) and return what happened."""
+def setup_cell_index(nb) -> int:
+    """The index of the notebook's setup cell: the first code cell that calls ``hvnotes.setup``."""
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and "hvnotes.setup(" in cell.source:
+            return index
+    raise ValueError("the notebook has no setup cell (a code cell calling hvnotes.setup)")
+
+
+def run_one(
+    path: Path,
+    seed: int,
+    float_path: str,
+    timeout: int,
+    after_setup: str | None = None,
+    stop_after: str | None = None,
+    keep_going: bool = False,
+) -> dict:
+    """Execute one notebook once (in this process's kernel) and return what happened.
+
+    ``after_setup``: source of a cell run right after the setup cell (``make falsify`` swaps a
+    null twin in there). ``stop_after``: source text of the last cell to run. ``keep_going``:
+    a failing assert is recorded and the cell goes on, so every assert of the run is evaluated.
+    """
     nb = nbformat.read(path, as_version=4)
+    if stop_after is not None:
+        last = [i for i, c in enumerate(nb.cells) if stop_after in c.source]
+        if not last:
+            raise ValueError(f"{path.name}: no cell contains {stop_after!r}")
+        nb.cells = nb.cells[: last[0] + 1]
     committed = [c.get("outputs", []) if c.cell_type == "code" else None for c in nb.cells]
     with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as log:
         log_path = log.name
@@ -242,6 +269,13 @@ def run_one(path: Path, seed: int, float_path: str, timeout: int) -> dict:
     os.environ.update(PATH_ENV[float_path])
     os.environ["HVNOTES_SEED"] = str(seed)
     os.environ["HVNOTES_ASSERT_LOG"] = log_path
+    os.environ["HVNOTES_ASSERT_KEEP_GOING"] = "1" if keep_going else "0"
+    inserted = [0]
+    if after_setup is not None:
+        position = setup_cell_index(nb) + 1
+        nb.cells.insert(position, nbformat.v4.new_code_cell(after_setup))
+        committed.insert(position, [])
+        inserted.append(position + 1)  # its index once the recorder is in front
     nb.cells.insert(0, nbformat.v4.new_code_cell(RECORDER))
     client = NotebookClient(
         nb,
@@ -254,9 +288,12 @@ def run_one(path: Path, seed: int, float_path: str, timeout: int) -> dict:
     start = time.perf_counter()
     client.execute()
     seconds = time.perf_counter() - start
-    recorder = nb.cells.pop(0)
-    if any(o.get("output_type") == "error" for o in recorder.get("outputs", [])):
-        raise RuntimeError(f"the assert recorder failed in the kernel: {recorder.outputs}")
+    for index in reversed(inserted):  # the recorder, and the cell run after setup
+        cell = nb.cells.pop(index)
+        if any(o.get("output_type") == "error" for o in cell.get("outputs", [])):
+            raise RuntimeError(f"a cell the harness inserted failed in the kernel: {cell.outputs}")
+    if after_setup is not None:
+        committed.pop(inserted[1] - 1)
     records = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line]
     os.unlink(log_path)
     patterns = sanitize_patterns()

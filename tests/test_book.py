@@ -119,14 +119,15 @@ class ArticleLinks(html.parser.HTMLParser):
         self._depth -= tag == "article" and self._depth > 0
 
 
-def test_robustness_report_is_a_page_linked_from_the_intro():
-    page = HTML / "robustness.html"
-    assert page.exists(), "robustness.html missing: is it in book/_toc.yml?"
-    assert any("robustness" in h.lower() for h in parse(page).h1), parse(page).h1
+@pytest.mark.parametrize("report", ["robustness", "falsification"])
+def test_each_report_is_a_page_linked_from_the_intro(report):
+    page = HTML / f"{report}.html"
+    assert page.exists(), f"{report}.html missing: is it in book/_toc.yml?"
+    assert any(report in h.lower() for h in parse(page).h1), parse(page).h1
     intro = ArticleLinks()
     intro.feed((HTML / "intro.html").read_text())
     targets = {urlparse(ref).path for ref in intro.links}
-    assert "robustness.html" in targets, f"the intro's text does not link the report: {targets}"
+    assert f"{report}.html" in targets, f"the intro's text does not link the report: {targets}"
     assert "instructors.html" in targets, f"the intro's text does not link the guide: {targets}"
 
 
