@@ -1,7 +1,7 @@
 # Every target sets itself up: the first run creates .venv and installs the course into it.
 #   make lab      open the course in JupyterLab   (extra options: make lab JUPYTER_ARGS="--no-browser --port=8899")
-#   make test     lint + unit tests + every notebook under nbval, then every notebook once more
-#                 on the AVX2 float path with another seed (what CI runs)
+#   make test     lint + unit tests + every notebook under nbval, then every lesson once more
+#                 on the second float path with another seed (what CI runs)
 #   make execute  refresh the committed notebook outputs (the only way outputs are written)
 #   make bench    time every notebook on this machine (prints a table, writes nothing)
 #   make robustness  every notebook under seeds 0-4 x every float path -> docs/robustness.md
@@ -33,6 +33,10 @@ export PYTHONHASHSEED := 0
 NB_LONGEST_FIRST := 03_rrr 02_and_mask 06_capstone 04_sst 05_benchmark 01_consistency_of_minima 00_map
 NB_TEST := $(foreach n,$(NB_LONGEST_FIRST),$(filter notebooks/$(n).ipynb,$(NB))) \
            $(filter-out $(NB_LONGEST_FIRST:%=notebooks/%.ipynb),$(NB))
+# Each notebook is a lesson; the audits and replications that do not fit its slot sit beside it
+# in NN_name_deep_dive.ipynb. make test's second float path runs the lessons only (the deep
+# dives' other seeds and paths are make robustness's job).
+LESSONS_TEST := $(filter-out %_deep_dive.ipynb,$(NB_TEST))
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
          --nbval-cell-timeout=600 --nbval-kernel-startup-timeout=120
@@ -67,7 +71,7 @@ unit: install book browser
 nbtest: install
 	$(BIN)/python -m pytest $(NBVAL) -n 2 --dist loadscope -q $(NB_TEST)
 
-# The claims must not depend on the float path or the seed: run every notebook once more with
+# The claims must not depend on the float path or the seed: run every lesson once more with
 # other float kernels and base seed 1. Only the asserts decide here (--nbval-lax); the numbers
 # differ from the committed ones, as they may on any other machine. The other kernels are the
 # AVX2 ones where torch's default is AVX-512, and those without vector instructions where the
@@ -78,7 +82,8 @@ OTHER_PATH = ATEN_CPU_CAPABILITY=$(OTHER_CAPABILITY) HVNOTES_SEED=1
 nbtest-other: install
 	@echo "second pass: ATEN_CPU_CAPABILITY=$(OTHER_CAPABILITY) HVNOTES_SEED=1"
 	$(OTHER_PATH) $(BIN)/python -m pytest --nbval-lax --nbval-current-env \
-	  --nbval-cell-timeout=600 --nbval-kernel-startup-timeout=120 -n 2 --dist loadscope -q $(NB_TEST)
+	  --nbval-cell-timeout=600 --nbval-kernel-startup-timeout=120 -n 2 --dist loadscope -q \
+	  $(LESSONS_TEST)
 
 test: lint unit nbtest nbtest-other
 
