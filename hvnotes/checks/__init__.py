@@ -8,6 +8,10 @@ A checker is ``check_<exercise>(fn)``: it builds a list of ``(description, thunk
 hands them to :func:`run_checks`. Notebooks call them as ``checks.check_<exercise>``; the modules
 below only sort them by notebook (``minima`` 01, ``andmask`` 02, ``rrr`` 03, ``sst`` 04,
 ``benchmark`` 05, ``capstone`` 06; ``predictions`` for the registered predictions of several).
+
+Every ``check_*`` exported here runs inside :func:`~hvnotes.checks.runner.isolated_rng`: whatever
+a checker seeds or draws, the notebook's random streams (``random``, NumPy, torch) are left as
+they were.
 """
 
 from hvnotes.checks.andmask import (
@@ -25,7 +29,7 @@ from hvnotes.checks.capstone import (
 from hvnotes.checks.minima import check_bound_constant, check_quadratic_inconsistency
 from hvnotes.checks.predictions import registered_rate
 from hvnotes.checks.rrr import check_fae_control, check_largest_gradient_mask, check_rrr_penalty
-from hvnotes.checks.runner import Case, run_checks
+from hvnotes.checks.runner import Case, isolated_rng, rng_isolated, run_checks
 from hvnotes.checks.sst import check_drop_one, check_project, check_straight_through
 
 __all__ = [
@@ -45,8 +49,15 @@ __all__ = [
     "check_rrr_penalty",
     "check_straight_through",
     "check_tau_choice",
+    "isolated_rng",
     "reference_tau_choice",
     "registered_prediction",
     "registered_rate",
+    "rng_isolated",
     "run_checks",
 ]
+
+for _name in __all__:  # every checker leaves the caller's random streams untouched
+    if _name.startswith("check_"):
+        globals()[_name] = rng_isolated(globals()[_name])
+del _name
