@@ -9,14 +9,6 @@ from torch import nn
 from hvnotes import seeding, validation
 
 
-def _positive_int(name: str, value, low: int = 1) -> int:
-    """An int (NumPy ints welcome) >= ``low``; every failure a ``ValueError`` naming ``name``."""
-    try:
-        return validation.check_integer(name, value, low=low)
-    except TypeError as err:  # these arguments always raised ValueError; keep it so
-        raise ValueError(str(err)) from None
-
-
 def _positive_ints(name: str, values, allow_empty: bool = True) -> tuple[int, ...]:
     """A sequence (not a single number or a string) of ints >= 1."""
     if isinstance(values, str) or not isinstance(values, Sequence):
@@ -38,8 +30,8 @@ def mlp(
 
     Input ``(B, *shape)`` with ``prod(shape) == in_features``; output logits ``(B, out_features)``.
     """
-    in_features = _positive_int("in_features", in_features)
-    out_features = _positive_int("out_features", out_features)
+    in_features = validation.check_positive_int("in_features", in_features)
+    out_features = validation.check_positive_int("out_features", out_features)
     hidden = _positive_ints("hidden", hidden)
     layers: list[nn.Module] = [nn.Flatten()]
     width = in_features
@@ -75,7 +67,7 @@ class DualHeadMLP(nn.Module):
         super().__init__()
         in_shape = _positive_ints("in_shape", in_shape, allow_empty=False)
         hidden = _positive_ints("hidden", hidden, allow_empty=False)
-        classes = _positive_int("classes", classes, low=2)
+        classes = validation.check_positive_int("classes", classes, low=2)
         self.in_shape = in_shape
         n = math.prod(in_shape)
         layers: list[nn.Module] = [nn.Flatten()]
@@ -137,7 +129,7 @@ class GrokMLP(nn.Module):
     ) -> None:
         super().__init__()
         p, embed_dim, hidden = (
-            _positive_int(name, value, low=2)
+            validation.check_positive_int(name, value, low=2)
             for name, value in (("p", p), ("embed_dim", embed_dim), ("hidden", hidden))
         )
         if seeds is None:

@@ -11,17 +11,20 @@ in the package is a thin layer over it:
 * :func:`env_batches` — the environment-stacked batches ``(E, B, ...)`` that the AND-mask
   (:func:`hvnotes.andmask.fit_and_mask`) and the benchmark (:func:`hvnotes.benchmark.train`) draw.
 
-Progress bars come from ``tqdm.auto`` and are off when ``TQDM_DISABLE`` is set (tests, scripted
-runs). :func:`evaluating`, :func:`predict` and :func:`accuracy` switch a model to eval mode and
-always restore it; a plain callable that maps inputs to logits works wherever only outputs are
-needed (Captum's ``forward_func`` convention).
+Every method of :mod:`hvnotes.algorithms` trains through :func:`run` as
+``run(algorithm.update, batches)``. Progress bars come from ``tqdm.auto`` and are off when
+``TQDM_DISABLE`` is set (tests, scripted runs). :func:`predict` and :func:`accuracy` switch a
+model to eval mode and always restore it (:func:`fit` restores the caller's mode too); a plain
+callable that maps inputs to logits works wherever only outputs are needed (Captum's
+``forward_func`` convention). Arguments are checked by :mod:`hvnotes.validation` before anything
+is trained; its checks are importable from here under their old names.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import pandas as pd
 import torch
@@ -29,10 +32,12 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from hvnotes import seeding, validation
+from hvnotes.batches import _minibatches, env_batches, minibatches  # noqa: F401 (their old home)
 from hvnotes.validation import (  # noqa: F401  (re-exported: the old home of these checks)
     check_input_dtype,
     check_number,
     check_optimizer,
+    check_positive_int,
     check_stacked,
     check_tensor,
     evaluating,
@@ -54,14 +59,6 @@ def show(progress: bool) -> bool:
 
 # ----------------------------------------------------------------------------- checks
 # The checks live in :mod:`hvnotes.validation`; these names stay importable from here.
-
-
-def check_positive_int(name: str, value) -> int:
-    """``value`` as an int >= 1, else a ``ValueError`` (:func:`validation.check_integer`)."""
-    try:
-        return validation.check_integer(name, value, low=1)
-    except TypeError as err:  # this name always raised ValueError; keep it so
-        raise ValueError(str(err)) from None
 
 
 def check_mask(name: str, mask, x: Tensor, hint: str) -> Tensor:
@@ -232,16 +229,6 @@ def _as_terms(out) -> dict[str, Tensor]:
     if isinstance(out, tuple):
         return {"loss": out[0]}
     return {"loss": out}
-
-
-def _minibatches(tensors: tuple[Tensor, ...], batch_size: int, generator) -> Iterator[tuple]:
-    """Endless shuffled epochs of minibatches of tensors indexed together."""
-    n, device = len(tensors[0]), tensors[0].device
-    while True:
-        order = torch.randperm(n, generator=generator).to(device)
-        for i in range(0, n, batch_size):
-            idx = order[i : i + batch_size]
-            yield tuple(t[idx] for t in tensors)
 
 
 def _check_eval_sets(eval_sets) -> dict[str, tuple[Tensor, Tensor]]:
@@ -417,60 +404,3 @@ def fit(
     if steps is not None:
         history.attrs["steps"] = steps
     return history
-
-
-# ----------------------------------------------------------------------------- environments
-
-
-def env_batches(
-    *envs: Tensor,
-    batch_per_env: int | None = None,
-    envs_per_step: int | None = None,
-    seed: int | None = None,
-) -> Iterator[tuple[Tensor, ...]]:
-    """Endless environment-stacked batches from tensors ``(E, N, ...)`` indexed together.
-
-    Each batch takes ``envs_per_step`` environments (all when None) without replacement and
-    ``batch_per_env`` examples from each (all, in order, when None: full batch), so every tensor
-    comes out as ``(envs_per_step, batch_per_env, ...)``. Seeded by ``seed`` (None: the run's
-    ``hvnotes.derive_seed(0)``), independent of the global RNG.
-    """
-    if not envs:
-        raise ValueError("env_batches needs at least one tensor (E, N, ...)")
-    for i, t in enumerate(envs):
-        check_tensor(f"tensor {i}", t, min_ndim=2)
-        if t.shape[1] == 0:
-            raise ValueError(f"tensor {i} must hold at least one example per environment")
-    n_envs, n_per_env = envs[0].shape[:2]
-    for i, t in enumerate(envs):
-        if t.shape[:2] != (n_envs, n_per_env):
-            raise ValueError(
-                f"every tensor must be stacked (E, N, ...) like the first {tuple(envs[0].shape[:2])}, "
-                f"got {tuple(t.shape[:2])} for tensor {i}"
-            )
-    envs_per_step = (
-        n_envs if envs_per_step is None else check_positive_int("envs_per_step", envs_per_step)
-    )
-    if envs_per_step > n_envs:
-        raise ValueError(
-            f"envs_per_step must be <= {n_envs} (the data's size), got {envs_per_step}"
-        )
-    if batch_per_env is not None:
-        batch_per_env = check_positive_int("batch_per_env", batch_per_env)
-        if batch_per_env > n_per_env:
-            raise ValueError(
-                f"batch_per_env must be <= {n_per_env} (the data's size), got {batch_per_env}"
-            )
-    generator, device = seeding.generator(seed), envs[0].device
-    while True:
-        if batch_per_env is None and envs_per_step == n_envs:
-            yield envs
-            continue
-        chosen = torch.randperm(n_envs, generator=generator)[:envs_per_step]
-        if batch_per_env is None:
-            idx = torch.arange(n_per_env).expand(envs_per_step, -1)
-        else:
-            idx = torch.rand(envs_per_step, n_per_env, generator=generator).argsort(dim=1)
-            idx = idx[:, :batch_per_env]
-        chosen, idx = chosen.to(device), idx.to(device)
-        yield tuple(t[chosen[:, None], idx] for t in envs)

@@ -48,6 +48,7 @@ __all__ = [
     "check_number",
     "check_optimizer",
     "check_per_example",
+    "check_positive_int",
     "check_stacked",
     "check_tensor",
     "evaluating",
@@ -148,6 +149,15 @@ def check_integer(name: str, value, *, low: int | None = None, high: int | None 
             f"{name} must be an int {' and '.join(b for b in (lo, hi) if b)}, got {value}"
         )
     return value
+
+
+def check_positive_int(name: str, value, low: int = 1) -> int:
+    """A count: :func:`check_integer` with ``low`` (1 by default), every failure a ``ValueError``
+    (the form the package's count arguments, ``steps``, ``epochs``, ``batch_size``..., raise)."""
+    try:
+        return check_integer(name, value, low=low)
+    except TypeError as err:
+        raise ValueError(str(err)) from None
 
 
 def check_choice(name: str, value, choices: Sequence):

@@ -172,3 +172,18 @@ def test_env_batches_names_what_is_not_stacked():
         next(train.env_batches(torch.zeros(2, 3, 4), [[0, 1, 2]] * 2))
     with pytest.raises(ValueError, match="tensor 0 must have at least 2"):
         next(train.env_batches(torch.zeros(3)))
+
+
+def test_minibatches_are_fits_batches():
+    from hvnotes import batches, seeding
+
+    x, y = blobs(n=10)
+    got = batches.minibatches(x, y, batch_size=4, seed=3)
+    want = batches._minibatches((x, y), 4, seeding.generator(3))
+    for _ in range(6):  # two epochs: 4 + 4 + 2 rows each
+        a, b = next(got), next(want)
+        assert all(torch.equal(s, t) for s, t in zip(a, b, strict=True))
+    with pytest.raises(ValueError, match="tensor 1 has 9 rows"):
+        batches.minibatches(x, y[:-1], batch_size=4)
+    with pytest.raises(ValueError, match="batch_size"):
+        batches.minibatches(x, y, batch_size=0)

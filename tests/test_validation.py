@@ -28,7 +28,7 @@ def test_validation_sits_at_the_bottom_of_the_house():
 
 def test_train_keeps_the_old_names_of_the_checks():
     for name in ("check_tensor", "check_number", "check_stacked", "check_input_dtype",
-                 "check_optimizer", "evaluating"):  # fmt: skip
+                 "check_optimizer", "check_positive_int", "evaluating"):  # fmt: skip
         assert getattr(train, name) is getattr(validation, name)
     with pytest.raises(ValueError, match="steps"):
         train.check_positive_int("steps", 1.5)  # a ValueError, as this name always raised

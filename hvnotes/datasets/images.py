@@ -39,10 +39,7 @@ class Split(NamedTuple):
 
 def _check_positive_int(name: str, value, minimum: int = 1) -> int:
     """An int (NumPy ints welcome) >= ``minimum``, else a ``ValueError`` naming ``name``."""
-    try:
-        return validation.check_integer(name, value, low=minimum)
-    except TypeError:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}") from None
+    return validation.check_positive_int(name, value, minimum)
 
 
 def _check_positive(name: str, value) -> float:
