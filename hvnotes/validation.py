@@ -6,21 +6,19 @@ anything, and a bad argument gets a ``TypeError`` (wrong kind of thing) or a ``V
 expected. NaN and inf are errors wherever a number or a tensor of numbers is expected; no shape is
 ever broadcast silently (the broadcasts a mask may use are listed in :func:`check_mask`).
 
-This module sits at the bottom of the package: it imports torch, NumPy and the standard library
-only, so every other module can use it (the checker of sufficiency included, without importing
-the training code).
+It sits at the bottom of the package and imports only torch, NumPy and the standard library, so
+every module can use it (the sufficiency checker included, without importing training code).
 
-* tensors: :func:`check_tensor` (type, dimensions, shape, dtype, device, finite values, rows),
-  :func:`check_labels` (1-D integer class indices in range), :func:`check_mask` (exact shape or a
-  documented broadcast), :func:`check_stacked` (environment-stacked ``(E, B, ...)`` batches);
 * numbers: :func:`check_number` (finite, in a range; NumPy scalars and 0-d tensors welcome),
-  :func:`check_integer`, :func:`check_choice`;
-* models: :func:`check_model` (the callable contract), :func:`check_logits` (what it returns),
-  :func:`check_per_example` (no BatchNorm coupling the examples), :func:`check_input_dtype`,
-  :func:`check_finite_parameters`, :func:`check_optimizer`; the context managers
-  :func:`preserved_mode` (a model's train/eval mode saved and restored) and :func:`evaluating`
-  (eval mode for a block, the mode restored after, also when the block raises);
-* others: :func:`check_callable`, :func:`check_generator`.
+  :func:`check_integer`, :func:`check_positive_int`, :func:`check_choice`, :func:`check_callable`,
+  :func:`check_generator`;
+* tensors: :func:`check_tensor` (kind, dimensions, shape, dtype, device, finite, rows),
+  :func:`check_labels` (1-D integer class indices in range), :func:`check_mask` (the exact shape
+  or a documented broadcast), :func:`check_stacked` (environment-stacked ``(E, B, ...)``);
+* models: :func:`check_model` (the callable contract), :func:`check_logits` (its output),
+  :func:`check_per_example` (no BatchNorm coupling rows), :func:`check_input_dtype`,
+  :func:`check_finite_parameters`, :func:`check_optimizer`, and :func:`preserved_mode` /
+  :func:`evaluating`, which restore a model's train/eval mode also when the block raises.
 """
 
 from __future__ import annotations
@@ -35,25 +33,11 @@ import torch
 from torch import Tensor, nn
 
 __all__ = [
-    "check_callable",
-    "check_choice",
-    "check_finite_parameters",
-    "check_generator",
-    "check_input_dtype",
-    "check_integer",
-    "check_labels",
-    "check_logits",
-    "check_mask",
-    "check_model",
-    "check_number",
-    "check_optimizer",
-    "check_per_example",
-    "check_positive_int",
-    "check_stacked",
-    "check_tensor",
-    "evaluating",
-    "preserved_mode",
-]
+    "check_callable", "check_choice", "check_finite_parameters", "check_generator",
+    "check_input_dtype", "check_integer", "check_labels", "check_logits", "check_mask",
+    "check_model", "check_number", "check_optimizer", "check_per_example", "check_positive_int",
+    "check_stacked", "check_tensor", "evaluating", "preserved_mode",
+]  # fmt: skip
 
 _DTYPE_KINDS = ("float", "integer", "bool")
 
@@ -63,13 +47,10 @@ def _shape(t: Tensor) -> tuple[int, ...]:
 
 
 def _kind(dtype: torch.dtype) -> str:
+    """``"bool"``, ``"float"``, ``"complex"`` or ``"integer"``."""
     if dtype == torch.bool:
         return "bool"
-    if dtype.is_floating_point:
-        return "float"
-    if dtype.is_complex:
-        return "complex"
-    return "integer"
+    return "float" if dtype.is_floating_point else "complex" if dtype.is_complex else "integer"
 
 
 # ----------------------------------------------------------------------------- numbers
@@ -102,15 +83,9 @@ def _interval(low: float, high: float, low_open: bool, high_open: bool) -> str:
 
 
 def check_number(
-    name: str,
-    value,
-    *,
-    low: float = -math.inf,
-    high: float = math.inf,
-    positive: bool = False,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> float:
+    name: str, value, *, low: float = -math.inf, high: float = math.inf, positive: bool = False,
+    low_open: bool = False, high_open: bool = False,
+) -> float:  # fmt: skip
     """``value`` as a finite ``float`` in ``[low, high]`` (``positive``: ``> 0``), else an error.
 
     Accepts Python and NumPy numbers and 0-d tensors or arrays (``np.float32(1.0)``,
@@ -184,17 +159,10 @@ def check_generator(name: str, generator) -> torch.Generator | None:
 
 
 def check_tensor(
-    name: str,
-    value,
-    *,
-    ndim: int | None = None,
-    min_ndim: int | None = None,
-    shape: Sequence[int | None] | None = None,
-    dtype: str | torch.dtype | None = None,
-    device: torch.device | str | Tensor | None = None,
-    finite: bool = True,
-    rows: bool = True,
-) -> Tensor:
+    name: str, value, *, ndim: int | None = None, min_ndim: int | None = None,
+    shape: Sequence[int | None] | None = None, dtype: str | torch.dtype | None = None,
+    device: torch.device | str | Tensor | None = None, finite: bool = True, rows: bool = True,
+) -> Tensor:  # fmt: skip
     """``value`` as a Tensor that meets every condition given, else a clear error.
 
     Args:
@@ -215,13 +183,12 @@ def check_tensor(
         raise ValueError(
             f"{name} must have at least {min_ndim} dimension(s), got shape {_shape(value)}"
         )
-    if shape is not None:
-        shape = tuple(shape)
-        if len(shape) != value.ndim or any(
-            s is not None and s != v for s, v in zip(shape, value.shape, strict=False)
-        ):
-            want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
-            raise ValueError(f"{name} must have shape {want}, got {_shape(value)}")
+    if shape is not None and (
+        len(shape) != value.ndim
+        or any(s not in (None, v) for s, v in zip(shape, value.shape, strict=True))
+    ):
+        want = "(" + ", ".join("*" if s is None else str(s) for s in shape) + ")"
+        raise ValueError(f"{name} must have shape {want}, got {_shape(value)}")
     if dtype is not None:
         if isinstance(dtype, str):
             if dtype not in _DTYPE_KINDS:
@@ -288,13 +255,7 @@ MASK_BROADCASTS = ("none", "rows", "any")
 
 
 def check_mask(
-    name: str,
-    mask,
-    x: Tensor,
-    hint: str = "",
-    *,
-    broadcast: str = "rows",
-    dtype: str | None = None,
+    name: str, mask, x: Tensor, hint: str = "", *, broadcast: str = "rows", dtype: str | None = None
 ) -> Tensor:
     """``mask`` checked against inputs ``x`` ``(N, *shape)``; returned unchanged.
 
