@@ -191,9 +191,16 @@ def median_seconds(stems: Sequence[str], data: dict | None = None) -> dict[str, 
 
 
 def longest_first(paths: Sequence[str | Path], data: dict | None = None) -> list[str]:
-    """``paths`` ordered by measured median, longest first (ties by name)."""
+    """``paths`` ordered by measured median, longest first (ties by name); notebooks not yet
+    measured come first."""
+    data = hvtimes.load() if data is None else data
     seconds = median_seconds([Path(p).stem for p in paths], data)
-    return sorted(map(str, paths), key=lambda p: (-seconds[Path(p).stem], Path(p).name))
+
+    def key(p: str):  # not yet measured: first (a new notebook may well be the longest)
+        stem = Path(p).stem
+        return (stem in data["notebooks"], -seconds[stem], Path(p).name)
+
+    return sorted(map(str, paths), key=key)
 
 
 def parse_shard(text: str) -> tuple[int, int]:
