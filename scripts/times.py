@@ -539,6 +539,58 @@ def document_quotes(path: Path) -> list[Quote]:
     return found
 
 
+# ----------------------------------------------------------------------------- promises in prose
+
+WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "ten": 10}
+PROMISE = re.compile(
+    r"\b(?:notebook|code|lesson|deep dive|everything)\s+(?:\w+\s+)?(?:runs?|takes?)\s+"
+    r"(?:in\s+)?(?P<how>well under|under|less than|within|about|around|roughly)?\s*"
+    rf"(?P<n>{NUMBER}|a|an|one|two|three|four|five|ten)\s+"
+    r"(?P<unit>seconds?|s|minutes?|min)\b(?P<or_two>\s+or\s+two)?",
+    re.IGNORECASE,
+)
+
+
+def run_promises(text: str) -> list[tuple[str, float, float]]:
+    """Run times promised in prose outside the marked blocks ("the notebook runs in under two
+    minutes"): ``(phrase, low, high)`` in seconds, the range of medians the phrase allows. A
+    bound ("under", "within", "less than") allows anything up to it; "about" (or no word)
+    allows half to twice the number ("a minute or two": half a minute to four minutes)."""
+    outside = BLOCK.sub("", text)
+    found = []
+    for m in PROMISE.finditer(outside):
+        n = m.group("n").lower()
+        value = float(WORDS.get(n, n if n not in WORDS else 0))
+        scale = 60.0 if m.group("unit").lower().startswith("min") else 1.0
+        high = value * scale * (2 if m.group("or_two") else 1)
+        how = (m.group("how") or "about").lower()
+        if how in ("well under", "under", "less than", "within"):
+            found.append((m.group(0), 0.0, high))
+        else:
+            found.append((m.group(0), value * scale / 2, high * 2))
+    return found
+
+
+def broken_promises(path: Path, data: dict) -> list[str]:
+    """The run-time promises of a notebook's prose (outside marked blocks) that its measured
+    median contradicts."""
+    nb = json.loads(Path(path).read_text())
+    entry = data["notebooks"].get(Path(path).stem)
+    if entry is None:
+        return []
+    problems = []
+    for index, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] != "markdown":
+            continue
+        for phrase, low, high in run_promises(_cell_source(cell)):
+            if not low <= entry["median"] <= high:
+                problems.append(
+                    f"{Path(path).name} cell {index}: {' '.join(phrase.split())!r}, but its "
+                    f"measured median is {entry['median']:.0f} s (quote times in a marked block)"
+                )
+    return problems
+
+
 # ----------------------------------------------------------------------------- command line
 
 

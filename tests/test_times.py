@@ -107,6 +107,12 @@ def test_every_quoted_time_agrees_with_the_data_file(path):
     assert not problems, "\n".join(problems) + "\n(run `make times` to refresh the blocks)"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_notebook_promises_a_run_time_its_measurement_contradicts(path):
+    problems = tool.broken_promises(path, DATA)
+    assert not problems, "\n".join(problems)
+
+
 # ----------------------------------------------------------------------------- the tools
 
 ENTRY = {
@@ -236,3 +242,27 @@ def test_record_stores_the_runs_and_forgets_notebooks_that_are_gone(tmp_path):
     assert (e["median"], e["min"], e["max"], e["runs"]) == (12.0, 10.0, 20.0, 3)
     assert (e["words"], e["exercises"], e["kind"]) == (30, 1, "lesson")
     assert hvtimes.load(data)["rule"] == hvtimes.RULE
+
+
+@pytest.mark.parametrize(
+    ("phrase", "low", "high"),
+    [
+        ("the notebook runs in under two minutes on a laptop", 0, 120),
+        ("the code runs in well under a minute", 0, 60),
+        ("The notebook runs in about a minute on", 30, 120),
+        ("this lesson takes 40 s", 20, 80),
+        ("the lesson runs in a minute or two", 30, 240),
+    ],
+)
+def test_run_time_promises_in_prose_are_read(phrase, low, high):
+    ((_, got_low, got_high),) = tool.run_promises(phrase)
+    assert (got_low, got_high) == (low, high)
+
+
+def test_promises_inside_marked_blocks_and_other_durations_are_not_read():
+    assert not tool.run_promises(
+        "<!-- times:start 01_toy -->the notebook runs in 3 s<!-- times:end -->"
+    )
+    assert not tool.run_promises(
+        "we train for 10 epochs; the sweep of 4 settings; 5 minutes per exercise"
+    )
