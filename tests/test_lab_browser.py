@@ -40,6 +40,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
+SHOTS = ROOT / "build" / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (make browser)")
 
@@ -335,6 +336,8 @@ def test_a_lesson_runs_in_jupyterlab(page, lab):
     open_notebook(page, lab, LESSON)
     run_all(page)
     found = findings(page, lab)
+    SHOTS.mkdir(parents=True, exist_ok=True)  # for a person to look at (as the site test does)
+    page.screenshot(path=str(SHOTS / f"lab-{Path(LESSON).stem}.png"))
     check_lesson(found, NOTEBOOKS / LESSON)
     print(
         f"{LESSON}: {len(found['prompts'])} code cells, {found['figures']} figures, "
@@ -391,6 +394,8 @@ def test_a_learner_solves_an_exercise_in_jupyterlab(page, lab):
     assert "✗" in unsolved and "✓" not in unsolved, (
         f"{name}: the unsolved checker says {unsolved!r}"
     )
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    cells(page).nth(checker).screenshot(path=str(SHOTS / "lab-exercise-unsolved.png"))
 
     type_into(page, cell, solution)
     page.keyboard.press("Control+Enter")  # run the exercise cell with the solution
@@ -407,4 +412,5 @@ def test_a_learner_solves_an_exercise_in_jupyterlab(page, lab):
     )
     solved = output_text(page, checker)
     assert solved.strip().startswith("✓") and solved != unsolved, solved
+    cells(page).nth(checker).screenshot(path=str(SHOTS / "lab-exercise-solved.png"))
     print(f"{name}: {unsolved.splitlines()[0]!r} -> {solved.splitlines()[0]!r}")
