@@ -8,8 +8,8 @@ One module per idea, each meant to be read beside its notebook:
 ``seeding``        the run's base seed and the seeds every random draw derives from
 ``datasets``       every data set, generated offline and seeded (one module per notebook)
 ``models``         small MLPs, the two-headed SST network, the grokking network
-``train``          the one training loop (``run``, ``fit``, ``env_batches``), ``predict``,
-                   ``accuracy``
+``batches``        the batches trainers draw: shuffled minibatches, environment-stacked ones
+``train``          the one training loop (``run``, ``fit``), ``predict``, ``accuracy``
 ``algorithms``     every method as a DomainBed-style ``Algorithm``: ``update(batch)``,
                    ``predict(x)``; trained by ``train.run(algorithm.update, batches)``
 ``hparams``        the one registry of the algorithms' hyper-parameters (defaults, grids)
