@@ -278,6 +278,36 @@ def prediction_summary(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, floa
     }
 
 
+def rule_use(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    regions: Mapping[str, Tensor] | None = None,
+    conflicts: Mapping[str, tuple[Tensor, Tensor]] | None = None,
+) -> dict[str, float]:
+    """Which rule a model uses, asked twice: where its input gradient is, and what it does.
+
+    Args:
+        model: maps ``x`` ``(N, ...)`` to logits; ``y`` ``(N,)`` the labels of ``x``.
+        regions: name -> bool mask broadcastable to ``x``; each gives a ``"mass <name>"``
+            column, the mean :func:`gradient_mass` of ``input_gradients(model, x)`` inside it.
+        conflicts: name -> ``(x_c, y_c)``: inputs on which rules disagree and the class one rule
+            says; each gives a column ``name``, the share of predictions equal to ``y_c``.
+
+    Returns:
+        ``{"test acc", "confidence", "mass <region>"..., <conflict>...}`` as floats.
+    """
+    summary = prediction_summary(model, x, y)
+    row = {"test acc": summary["accuracy"], "confidence": summary["confidence"]}
+    if regions:
+        grads = _batched_input_gradients(model, x)
+        for name, region in regions.items():
+            row[f"mass {name}"] = gradient_mass(grads, region).mean().item()
+    for name, (x_c, y_c) in (conflicts or {}).items():
+        row[name] = (train.predict(model, x_c) == y_c).float().mean().item()
+    return row
+
+
 def area_matched_control(
     annotations: Tensor, forbidden: Tensor, seed: int | None = None, channel_dim: int | None = None
 ) -> Tensor:
