@@ -365,12 +365,11 @@ def rr_ce_ratio(
     ``rr / ce`` measured on the last step's batch. The paper aims for about 1 (its useful band
     is about 0.2 to 30). Only with ``steps=1`` (measured before any update) is the ratio exactly
     proportional to λ1; after a few steps the penalty has already shrunk the annotated gradient
-    at large λ1, so the ratio grows more slowly than λ1 (on Decoy MNIST, notebook 03, its value
-    per unit λ1 at step 3 falls about fivefold between λ1 = 1e-2 and 1e4). Measure it over a
-    sweep of λ1; do not extrapolate one measurement. Caveat (notebook 03): a freshly initialised
-    PyTorch MLP predicts almost uniformly, where ∇Σ_k log p_k is nearly zero, so this early ratio
-    is tiny for moderate λ1, and "ratio ≈ 1" lands past the flat part of the shifted-test curve;
-    check the choice against data where the shortcut is broken.
+    at large λ1, so the ratio grows more slowly than λ1. A freshly initialised PyTorch MLP
+    predicts almost uniformly, where ∇Σ_k log p_k is nearly zero, so this early ratio is tiny
+    for moderate λ1 (on Decoy MNIST, notebook 03, ratio 1 falls where the penalty has already
+    collapsed accuracy). Measure it over a sweep of λ1 and check the choice against data where
+    the shortcut is broken.
     """
     steps = train.check_positive_int("steps", steps)
     l2_grads = train.check_number("l2_grads", l2_grads, low=0.0)
