@@ -147,6 +147,42 @@ def random_mask_like(mask: Tensor, generator: torch.Generator) -> Tensor:
     return mask.flatten()[order.to(mask.device)].view_as(mask)
 
 
+def random_mask(like: Tensor, fraction: float, generator: torch.Generator) -> Tensor:
+    """A mask of ``like``'s shape and dtype keeping ``round(fraction * numel)`` components at random
+    positions: the null twin with a *fixed* kept fraction (for instance the AND-mask's average)."""
+    fraction = _check_fraction(fraction)
+    mask = torch.zeros(like.numel(), dtype=like.dtype, device=like.device)
+    mask[: round(fraction * like.numel())] = 1
+    return random_mask_like(mask.view_as(like), generator)
+
+
+def _check_fraction(fraction) -> float:
+    if (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, numbers.Real)
+        or not 0 <= fraction <= 1
+    ):
+        raise ValueError(f"a kept fraction must be a number in [0, 1], got {fraction!r}")
+    return float(fraction)
+
+
+def _fraction_for(keep, name: str) -> float | None:
+    """``keep`` (None, one fraction, or {parameter name: fraction}) for parameter ``name``."""
+    if keep is None or isinstance(keep, numbers.Real):
+        return keep
+    if not isinstance(keep, Mapping) or name not in keep:
+        raise ValueError(f"keep must be a fraction or a mapping with an entry for {name!r}")
+    return keep[name]
+
+
+def _twin_mask(mask: Tensor, generator, fraction: float | None) -> Tensor:
+    """The random twin of ``mask``: its count at random positions, or a fixed ``fraction``."""
+    generator = _need_generator(generator)
+    if fraction is None:
+        return random_mask_like(mask, generator)
+    return random_mask(mask, fraction, generator)
+
+
 def and_mask(env_grads: Tensor, tau: float) -> Tensor:
     """Agreement mask of per-environment gradients.
 
@@ -172,6 +208,7 @@ def _combine(
     k: float,
     mean: Tensor | None = None,
     generator: torch.Generator | None = None,
+    keep: float | None = None,
 ) -> tuple[Tensor, Tensor]:
     """(mask, combined update) before any rescaling; ``mean`` may be given if known exactly."""
     mean = env_grads.mean(dim=0) if mean is None else mean
@@ -180,7 +217,7 @@ def _combine(
         return mask, mask * mean
     mask = and_mask(env_grads, tau)
     if method == "random":
-        mask = random_mask_like(mask, _need_generator(generator))
+        mask = _twin_mask(mask, generator, keep)
     if method in ("and", "random"):
         return mask, mask * mean
     # geometric mean of magnitudes, computed in log space; sign of the arithmetic mean
@@ -196,6 +233,7 @@ def masked_gradient(
     *,
     k: float = 10.0,
     generator: torch.Generator | None = None,
+    keep: float | None = None,
 ) -> Tensor:
     """Combine per-environment gradients into one update direction.
 
@@ -211,6 +249,7 @@ def masked_gradient(
             sparse update keeps its size; 0 when nothing is kept, never NaN.
         k: steepness of the SAND-mask (only used by ``method="sand"``).
         generator: draws the random mask's positions (needed by ``method="random"`` only).
+        keep: ``method="random"`` only: a fixed kept fraction instead of the AND-mask's count.
 
     Returns:
         the combined gradient, shape ``...``. ``tau = 0, method="and"`` is the plain mean exactly.
@@ -218,7 +257,7 @@ def masked_gradient(
     _check_env_grads(env_grads)
     _check_tau(tau)
     _check_method(method)
-    mask, update = _combine(env_grads, tau, method, k, generator=generator)
+    mask, update = _combine(env_grads, tau, method, k, generator=generator, keep=keep)
     return _rescale(update, mask.mean()) if rescale else update
 
 
@@ -319,6 +358,7 @@ def and_mask_step(
     *,
     k: float = 10.0,
     generator: torch.Generator | None = None,
+    keep: float | Mapping[str, float] | None = None,
 ) -> tuple[float, dict[str, float]]:
     """One AND-masked training step on an env-stacked batch.
 
@@ -341,6 +381,8 @@ def and_mask_step(
         rescale: per tensor, divide the update by its kept fraction (0 if nothing is kept).
         k: SAND-mask steepness.
         generator: draws the random mask's positions (``method="random"`` only).
+        keep: ``method="random"`` only: a fixed kept fraction per tensor (one number, or
+            ``{parameter name: fraction}``) instead of the AND-mask's count at this step.
 
     Returns:
         ``(mean loss over the batch, {parameter name: kept fraction})``; for SAND the kept
@@ -365,7 +407,7 @@ def and_mask_step(
             for name, count in counts.items():
                 masks[name] = agreement_mask(count, n_envs, tau)
                 if method == "random":
-                    masks[name] = random_mask_like(masks[name], generator)
+                    masks[name] = _twin_mask(masks[name], generator, _fraction_for(keep, name))
                 updates[name] = masks[name] * params[name].grad
         else:
             if supports_pooled(model):
@@ -378,8 +420,9 @@ def and_mask_step(
                 means = {name: g.mean(dim=0) for name, g in grads.items()}
             for name, env_grads in grads.items():
                 masks[name], updates[name] = _combine(
-                    env_grads, tau, method, k, mean=means[name], generator=generator
-                )
+                    env_grads, tau, method, k, mean=means[name], generator=generator,
+                    keep=_fraction_for(keep, name) if method == "random" else None,
+                )  # fmt: skip
         kept = {}
         for name, update in updates.items():
             fraction = masks[name].mean()
@@ -427,6 +470,7 @@ def fit_and_mask(
     method: str = "and",
     rescale: bool = False,
     k: float = 10.0,
+    keep: float | Mapping[str, float] | None = None,
     batch_per_env: int = 32,
     envs_per_step: int | None = None,
     eval_sets: Mapping[str, tuple[Tensor, Tensor]] | None = None,
@@ -448,6 +492,7 @@ def fit_and_mask(
             output) is logged as ``acc_<name>`` every ``eval_every`` steps and at the end.
         seed: seeds the sampling of environments and examples, and the random mask's positions
             for ``method="random"`` (None: the run's ``hvnotes.derive_seed(0)``).
+        keep: ``method="random"`` only: fixed kept fractions (see :func:`and_mask_step`).
 
     Speed: weight decay drives masked weights towards zero, into the denormal range, where CPU
     arithmetic is several times slower; ``hvnotes.setup`` flushes denormals to zero for the
@@ -468,7 +513,7 @@ def fit_and_mask(
         model.train()
         loss, kept = and_mask_step(
             model, loss_fn, xs, ys, optimizer, tau, method=method, rescale=rescale, k=k,
-            generator=mask_generator,
+            generator=mask_generator, keep=keep,
         )  # fmt: skip
         return {"loss": loss} | {f"kept_{name}": value for name, value in kept.items()}
 
@@ -500,6 +545,7 @@ def fit_spirals(
     hidden: tuple[int, ...] = (64, 64),
     rescale: bool = True,
     k: float = 10.0,
+    keep: float | Mapping[str, float] | None = None,
     eval_every: int = 50,
 ) -> tuple[nn.Sequential, pd.DataFrame]:
     """Notebook 02's recipe for the spirals benchmark: a ReLU MLP trained by :func:`fit_and_mask`.
@@ -507,7 +553,8 @@ def fit_spirals(
     Adam (``lr``; ``weight_decay`` is its L2 term, added to the masked gradient inside the step,
     so it acts *after* the mask), per-tensor rescaling by the inverse kept fraction, every
     environment in every step with ``batch_per_env`` examples each. ``tau = 0`` is ERM on the
-    same batches; ``method="random"`` the AND-mask's null twin.
+    same batches; ``method="random"`` the AND-mask's null twin (with ``keep``: at fixed kept
+    fractions, e.g. an AND-mask run's averages ``{name: fraction}``).
 
     Args:
         data: a :class:`hvnotes.datasets.SpiralEnvs` (``x_train`` ``(E, N, F)``).
@@ -535,6 +582,7 @@ def fit_spirals(
         method=method,
         rescale=rescale,
         k=k,
+        keep=keep,
         batch_per_env=batch_per_env,
         eval_sets={
             "train": (data.x_train.flatten(0, 1), data.y_train.flatten()),
@@ -544,6 +592,15 @@ def fit_spirals(
         seed=seed,
     )
     return model, history
+
+
+def kept_fractions(history: pd.DataFrame) -> dict[str, float]:
+    """Each parameter's kept fraction averaged over a :func:`fit_and_mask` history: ``{name:
+    fraction}``, the ``keep`` that gives a random-mask twin the same sparsity on average."""
+    columns = [c for c in history.columns if c.startswith("kept_")]
+    if not columns:
+        raise ValueError("history has no kept_<parameter> columns (not from fit_and_mask?)")
+    return {c.removeprefix("kept_"): float(history[c].mean()) for c in columns}
 
 
 # ---------------------------------------------------------------------------------------------

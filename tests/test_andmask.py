@@ -373,6 +373,44 @@ def test_random_method_step_keeps_the_and_masks_fraction_elsewhere(make):
             model.parameters(), lr=1.0), tau=0.6, method="random")  # fmt: skip
 
 
+def test_random_mask_with_a_fixed_fraction():
+    like = torch.zeros(10, 20)
+    mask = andmask.random_mask(like, 0.25, torch.Generator().manual_seed(0))
+    assert mask.sum() == 50 and mask.shape == like.shape
+    assert andmask.random_mask(like, 0.0, torch.Generator()).sum() == 0
+    with pytest.raises(ValueError, match="fraction"):
+        andmask.random_mask(like, 1.5, torch.Generator())
+    g = random_grads()
+    update = andmask.masked_gradient(
+        g, 1.0, method="random", keep=0.5, generator=torch.Generator().manual_seed(0)
+    )
+    moved = update != 0
+    assert moved.sum() <= round(0.5 * moved.numel())
+    torch.testing.assert_close(update[moved], g.mean(0)[moved])
+
+
+def test_random_method_step_takes_fixed_fractions_per_tensor():
+    torch.manual_seed(5)
+    model = models.mlp(6, (8, 7), 3)
+    xs, ys = stacked_batch(n_envs=5, batch=3)
+    keep = {name: 0.1 * (i + 1) for i, (name, _) in enumerate(model.named_parameters())}
+    gen = torch.Generator().manual_seed(0)
+    _, _, kept = _update_with_sgd(model, xs, ys, tau=1.0, method="random", keep=keep, generator=gen)
+    for name, p in model.named_parameters():
+        assert kept[name] == pytest.approx(round(keep[name] * p.numel()) / p.numel())
+    with pytest.raises(ValueError, match="keep"):
+        _update_with_sgd(model, xs, ys, tau=1.0, method="random", keep={"x": 0.1}, generator=gen)
+
+
+def test_kept_fractions_average_each_parameter():
+    hist = pd.DataFrame(
+        {"step": [1, 2], "kept_a": [0.2, 0.4], "kept_b": [1.0, 0.0], "loss": [1, 1]}
+    )
+    assert andmask.kept_fractions(hist) == pytest.approx({"a": 0.3, "b": 0.5})
+    with pytest.raises(ValueError, match="kept_"):
+        andmask.kept_fractions(hist[["step", "loss"]])
+
+
 def test_fit_spirals_recipe_logs_both_accuracies_and_tau_zero_is_erm():
     data = datasets.spirals(n_envs=4, n_per_env=16, shortcut_dims=3, n_test=20, seed=0)
     model, hist = andmask.fit_spirals(

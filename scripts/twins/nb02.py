@@ -127,6 +127,7 @@ TWINS: list[Twin] = [
         target="hvnotes.andmask:sand_mask",
         removes="the SAND-mask's soft veto: every component passes with weight 1 (averaging)",
         make=_sand_keeps_everything,
+        stop_after={DEEP_DIVE: "relatives = ["},  # the SAND-mask's only claim is in section 2
     ),
     Twin(
         name="temporal-mask-off",
