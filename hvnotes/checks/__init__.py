@@ -29,7 +29,13 @@ from hvnotes.checks.minima import (
     check_quadratic_inconsistency,
 )
 from hvnotes.checks.predictions import registered_rate
-from hvnotes.checks.rrr import check_fae_control, check_largest_gradient_mask, check_rrr_penalty
+from hvnotes.checks.rrr import (
+    check_fae_control,
+    check_lambda_choice,
+    check_largest_gradient_mask,
+    check_rrr_penalty,
+    reference_lambda_choice,
+)
 from hvnotes.checks.runner import Case, run_checks
 from hvnotes.checks.sst import check_drop_one, check_project, check_straight_through
 
@@ -44,6 +50,7 @@ __all__ = [
     "check_fourier_concentration",
     "check_irm_penalty",
     "check_keep_probability",
+    "check_lambda_choice",
     "check_largest_gradient_mask",
     "check_prediction_band",
     "check_project",
@@ -54,6 +61,7 @@ __all__ = [
     "check_tab_says_nothing",
     "check_tab_share",
     "check_tau_choice",
+    "reference_lambda_choice",
     "reference_tau_choice",
     "registered_prediction",
     "registered_rate",
