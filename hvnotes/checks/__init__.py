@@ -23,7 +23,11 @@ from hvnotes.checks.capstone import (
     registered_prediction,
 )
 from hvnotes.checks.map import check_follows, check_tab_says_nothing, check_tab_share
-from hvnotes.checks.minima import check_bound_constant, check_quadratic_inconsistency
+from hvnotes.checks.minima import (
+    check_bound_constant,
+    check_proposition_slip,
+    check_quadratic_inconsistency,
+)
 from hvnotes.checks.predictions import registered_rate
 from hvnotes.checks.rrr import (
     check_fae_control,
@@ -50,6 +54,7 @@ __all__ = [
     "check_largest_gradient_mask",
     "check_prediction_band",
     "check_project",
+    "check_proposition_slip",
     "check_quadratic_inconsistency",
     "check_rrr_penalty",
     "check_straight_through",
