@@ -26,13 +26,19 @@ from hvnotes.checks.minima import check_bound_constant, check_quadratic_inconsis
 from hvnotes.checks.predictions import registered_rate
 from hvnotes.checks.rrr import check_fae_control, check_largest_gradient_mask, check_rrr_penalty
 from hvnotes.checks.runner import Case, run_checks
-from hvnotes.checks.sst import check_drop_one, check_project, check_straight_through
+from hvnotes.checks.sst import (
+    check_credit,
+    check_drop_one,
+    check_project,
+    check_straight_through,
+)
 
 __all__ = [
     "Case",
     "check_and_mask",
     "check_bound_constant",
     "check_coin_level",
+    "check_credit",
     "check_drop_one",
     "check_fae_control",
     "check_fourier_concentration",
