@@ -6,7 +6,8 @@ prediction on ``(x_S; z_S̄)`` must equal the model's own prediction) and a *car
 score) to the cross-entropy, with ``z`` drawn by one of the notions of :mod:`hvnotes.notions`.
 
 This module is training only: ``hard_threshold`` (the released code: no gradient),
-``straight_through``, ``sst_loss``, ``sst_explain``, ``train_sst``. It builds its masked inputs
+``straight_through``, ``sst_loss``, ``sst_explain``, ``train_sst``, and ``train_sst_model`` /
+``train_standard`` (a seeded network built and trained in one call). It builds its masked inputs
 with its own code and never calls the checker's fill code (a unit test makes sure), so a bug in
 one cannot make the other agree with it. For convenience it also exposes the checker
 (:mod:`hvnotes.sufficiency`) and the post-hoc baselines (:mod:`hvnotes.posthoc`) under their
