@@ -25,7 +25,13 @@ from hvnotes.checks.capstone import (
 from hvnotes.checks.map import check_follows, check_tab_says_nothing, check_tab_share
 from hvnotes.checks.minima import check_bound_constant, check_quadratic_inconsistency
 from hvnotes.checks.predictions import registered_rate
-from hvnotes.checks.rrr import check_fae_control, check_largest_gradient_mask, check_rrr_penalty
+from hvnotes.checks.rrr import (
+    check_fae_control,
+    check_lambda_choice,
+    check_largest_gradient_mask,
+    check_rrr_penalty,
+    reference_lambda_choice,
+)
 from hvnotes.checks.runner import Case, run_checks
 from hvnotes.checks.sst import (
     check_credit,
@@ -46,6 +52,7 @@ __all__ = [
     "check_fourier_concentration",
     "check_irm_penalty",
     "check_keep_probability",
+    "check_lambda_choice",
     "check_largest_gradient_mask",
     "check_prediction_band",
     "check_project",
@@ -55,6 +62,7 @@ __all__ = [
     "check_tab_says_nothing",
     "check_tab_share",
     "check_tau_choice",
+    "reference_lambda_choice",
     "reference_tau_choice",
     "registered_prediction",
     "registered_rate",
