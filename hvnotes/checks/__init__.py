@@ -37,13 +37,19 @@ from hvnotes.checks.rrr import (
     reference_lambda_choice,
 )
 from hvnotes.checks.runner import Case, run_checks
-from hvnotes.checks.sst import check_drop_one, check_project, check_straight_through
+from hvnotes.checks.sst import (
+    check_credit,
+    check_drop_one,
+    check_project,
+    check_straight_through,
+)
 
 __all__ = [
     "Case",
     "check_and_mask",
     "check_bound_constant",
     "check_coin_level",
+    "check_credit",
     "check_drop_one",
     "check_fae_control",
     "check_follows",
