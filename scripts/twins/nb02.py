@@ -87,7 +87,7 @@ def _temporal_mask_off(optimizer_class):
 
 TWINS: list[Twin] = [
     Twin(
-        name="and-mask-keeps-nothing",
+        name="agreement-keeps-nothing",
         notebooks=(LESSON, DEEP_DIVE),
         target="hvnotes.andmask:agreement_mask",
         removes="the mask's pass: every component is vetoed, so only weight decay moves the weights",
@@ -108,7 +108,7 @@ TWINS: list[Twin] = [
         make=_random_positions,
     ),
     Twin(
-        name="no-weight-decay",
+        name="masked-step-without-weight-decay",
         notebooks=(LESSON, DEEP_DIVE),
         target="hvnotes.andmask:and_mask_step",
         removes="weight decay after the mask: every optimizer's weight decay set to 0",
