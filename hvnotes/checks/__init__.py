@@ -27,7 +27,11 @@ from hvnotes.checks.capstone import (
     registered_prediction,
 )
 from hvnotes.checks.map import check_follows, check_tab_says_nothing, check_tab_share
-from hvnotes.checks.minima import check_bound_constant, check_quadratic_inconsistency
+from hvnotes.checks.minima import (
+    check_bound_constant,
+    check_proposition_slip,
+    check_quadratic_inconsistency,
+)
 from hvnotes.checks.predictions import registered_rate
 from hvnotes.checks.rrr import (
     check_fae_control,
@@ -37,13 +41,19 @@ from hvnotes.checks.rrr import (
     reference_lambda_choice,
 )
 from hvnotes.checks.runner import Case, isolated_rng, rng_isolated, run_checks
-from hvnotes.checks.sst import check_drop_one, check_project, check_straight_through
+from hvnotes.checks.sst import (
+    check_credit,
+    check_drop_one,
+    check_project,
+    check_straight_through,
+)
 
 __all__ = [
     "Case",
     "check_and_mask",
     "check_bound_constant",
     "check_coin_level",
+    "check_credit",
     "check_drop_one",
     "check_fae_control",
     "check_follows",
@@ -54,6 +64,7 @@ __all__ = [
     "check_largest_gradient_mask",
     "check_prediction_band",
     "check_project",
+    "check_proposition_slip",
     "check_quadratic_inconsistency",
     "check_rrr_penalty",
     "check_straight_through",
