@@ -28,15 +28,17 @@ import numbers
 import warnings
 from collections.abc import Callable, Mapping
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, grad, vmap
 
-from hvnotes import seeding
+from hvnotes import seeding, validation
 from hvnotes.pooled import pooled_env_gradients, pooled_sign_counts, supports_pooled
 from hvnotes.train import (
     accuracy,
+    check_input_dtype,
     check_optimizer,
     check_positive_int,
     check_stacked,
@@ -68,12 +70,45 @@ def _check_env_grads(env_grads: Tensor) -> None:
         )
     if not env_grads.is_floating_point():
         raise TypeError(f"env_grads must be a floating-point Tensor, got {env_grads.dtype}")
+    if not torch.isfinite(env_grads).all():  # sign(NaN) = 0 would silently veto a component
+        raise ValueError("env_grads holds NaN or inf values: the mask would be meaningless")
 
 
 def _check_tau(tau) -> float:
-    if isinstance(tau, bool) or not isinstance(tau, numbers.Real) or not 0.0 <= tau <= 1.0:
-        raise ValueError(f"tau must be a number in [0, 1], got {tau!r}")
-    return float(tau)
+    """``tau`` as a float in [0, 1]; NumPy numbers and 0-d tensors are numbers. A value that is
+    not a number at all (a string, None, a bool) is a ``ValueError`` too, as it always was."""
+    try:
+        return validation.check_number("tau", tau, low=0.0, high=1.0)
+    except TypeError as err:
+        raise ValueError(f"{err} (a number in [0, 1])") from None
+
+
+def _check_flag(name: str, value) -> bool:
+    """A real bool (``rescale="no"`` is truthy, so it is refused rather than obeyed)."""
+    if not isinstance(value, bool | np.bool_):
+        raise TypeError(f"{name} must be True or False, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
+def _is_cross_entropy(loss_fn) -> bool:
+    return loss_fn is nn.functional.cross_entropy or isinstance(loss_fn, nn.CrossEntropyLoss)
+
+
+def _check_class_labels(model: nn.Module, loss_fn, ys: Tensor) -> None:
+    """With a cross-entropy loss, ``ys`` ``(E, B)`` must hold class indices in ``[0, C)``
+    (``C`` read from the last ``nn.Linear`` of an MLP; other models: only ``>= 0``)."""
+    if not _is_cross_entropy(loss_fn):
+        return
+    classes = None
+    if supports_pooled(model):
+        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        classes = linears[-1].out_features if linears else None
+    if ys.ndim != 2:
+        raise ValueError(
+            f"ys must hold class indices stacked (E, B) for a cross-entropy loss, got shape "
+            f"{tuple(ys.shape)}"
+        )
+    validation.check_labels("ys", ys.flatten(), classes=classes)
 
 
 def _check_method(method) -> str:
@@ -93,11 +128,14 @@ def _need_generator(generator) -> torch.Generator:
 def required_agreement(tau: float, n_envs: int) -> int:
     """Smallest ``|sum_e sign(g_e)|`` that passes ``|mean_e sign(g_e)| >= tau`` with ``n_envs`` envs.
 
-    The mask compares integer sign counts, so ``tau = k / E`` is exact (``0.28 * 25`` is
-    ``7.000000000000001`` in floating point; we forgive rounding below 1e-9).
+    The mask compares integer sign counts, so ``tau = k / E`` is exact: ``0.28 * 25`` is
+    ``7.000000000000001`` in floating point, and ``0.6`` read back from float32 is
+    ``0.6000000238``; we forgive a rounding of ``tau`` up to 5e-8 (float32 rounds a number in
+    [0, 1] by at most 2^-25, about 3e-8), far below the ``1 / E`` between two agreements.
     """
     tau = _check_tau(tau)
-    return max(0, math.ceil(tau * n_envs - 1e-9))
+    n_envs = check_positive_int("n_envs", n_envs)
+    return max(0, math.ceil((tau - 5e-8) * n_envs))
 
 
 def _sign_count(env_grads: Tensor) -> Tensor:
@@ -257,6 +295,7 @@ def masked_gradient(
     _check_env_grads(env_grads)
     _check_tau(tau)
     _check_method(method)
+    _check_flag("rescale", rescale)
     mask, update = _combine(env_grads, tau, method, k, generator=generator, keep=keep)
     return _rescale(update, mask.mean()) if rescale else update
 
@@ -323,6 +362,13 @@ def env_gradients(model: nn.Module, loss_fn: LossFn, xs: Tensor, ys: Tensor) -> 
     Returns:
         ``{name: (E, *param.shape)}`` for every parameter with ``requires_grad``.
     """
+    validation.check_model("model", model, module=True)
+    validation.check_callable("loss_fn", loss_fn)
+    check_stacked(xs, ys)
+    check_tensor("xs", xs)
+    check_tensor("ys", ys)
+    validation.check_per_example("model", model)
+    check_input_dtype(model, xs, "xs")
     return _env_gradients_and_losses(model, loss_fn, xs, ys)[0]
 
 
@@ -390,9 +436,12 @@ def and_mask_step(
     """
     _check_tau(tau)
     _check_method(method)
+    _check_flag("rescale", rescale)
     n_envs = check_stacked(xs, ys)[0]
     check_tensor("xs", xs)
     check_tensor("ys", ys)
+    check_input_dtype(model, xs, "xs")
+    _check_class_labels(model, loss_fn, ys)
     check_optimizer(optimizer, model)
     params = _trainable(model)
     if method == "random":
@@ -505,6 +554,9 @@ def fit_and_mask(
     """
     check_stacked(x_envs, y_envs)
     check_optimizer(optimizer, model)
+    _check_tau(tau)
+    _check_method(method)
+    _check_flag("rescale", rescale)
     eval_sets = dict(eval_sets or {})
     # the random mask's own stream (method="random"), on the device of the data
     mask_generator = seeding.generator(seed, device=x_envs.device)
@@ -523,10 +575,11 @@ def fit_and_mask(
     batches = env_batches(
         x_envs, y_envs, batch_per_env=batch_per_env, envs_per_step=envs_per_step, seed=seed
     )
-    history = run(
-        step, batches, steps=steps, log_every=check_positive_int("eval_every", eval_every),
-        evaluate=evaluate, progress=False,
-    )  # fmt: skip
+    log_every = check_positive_int("eval_every", eval_every)
+    with validation.preserved_mode(model):  # each step trains in train mode; the caller's is kept
+        history = run(
+            step, batches, steps=steps, log_every=log_every, evaluate=evaluate, progress=False
+        )
     kept = [c for c in history.columns if c.startswith("kept_")]
     history.insert(2, "kept", history[kept].mean(axis=1))
     return history
@@ -634,17 +687,15 @@ class TemporalAndMaskAdam(torch.optim.Optimizer):
         eps: float = 1e-8,
         weight_decay: float = 0.0,
     ):
-        if not 0.0 < lr:
-            raise ValueError(f"lr must be positive, got {lr!r}")
+        validation.check_number("lr", lr, positive=True)
         if len(betas) != 2 or not all(0.0 <= b < 1.0 for b in betas):
             raise ValueError(f"betas must be two numbers in [0, 1), got {betas!r}")
-        if not 0.0 <= beta3 < 1.0:
-            raise ValueError(f"beta3 must be in [0, 1), got {beta3!r}")
+        for i, b in enumerate(betas):
+            validation.check_number(f"betas[{i}]", b, low=0.0, high=1.0, high_open=True)
+        validation.check_number("beta3", beta3, low=0.0, high=1.0, high_open=True)
         _check_tau(tau)
-        if not eps > 0:
-            raise ValueError(f"eps must be positive, got {eps!r}")
-        if not weight_decay >= 0:
-            raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
+        validation.check_number("eps", eps, positive=True)
+        validation.check_number("weight_decay", weight_decay, low=0.0)
         defaults = dict(
             lr=lr, betas=tuple(betas), beta3=beta3, tau=tau, eps=eps, weight_decay=weight_decay
         )
@@ -692,8 +743,7 @@ class TemporalAndMaskAdam(torch.optim.Optimizer):
 def keep_probability(n_envs: int, tau: float) -> float:
     """Probability that a component passes the AND-mask when each of ``n_envs`` signs is a fair
     coin: ``2 * 2^-E * sum_{j >= t} C(E, j)`` over agreeing counts with ``|2j - E| >= tau E``."""
-    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
-        raise ValueError(f"n_envs must be a positive int, got {n_envs!r}")
+    n_envs = check_positive_int("n_envs", n_envs)
     needed = required_agreement(tau, n_envs)
     return sum(math.comb(n_envs, j) for j in range(n_envs + 1) if abs(2 * j - n_envs) >= needed) / (
         2**n_envs
@@ -709,10 +759,11 @@ def pass_probability(n_envs: int, tau: float, p_agree: float) -> float:
     weight the mechanism moves, with per-example signal-to-noise ``s``, has about
     ``p_agree = Phi(sqrt(B) * s)`` for a batch of ``B`` examples per environment.
     """
-    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
-        raise ValueError(f"n_envs must be a positive int, got {n_envs!r}")
-    if not isinstance(p_agree, int | float) or not 0 <= p_agree <= 1:
-        raise ValueError(f"p_agree must be a probability in [0, 1], got {p_agree!r}")
+    n_envs = check_positive_int("n_envs", n_envs)
+    try:
+        p_agree = validation.check_number("p_agree", p_agree, low=0.0, high=1.0)
+    except TypeError as err:
+        raise ValueError(f"{err} (a probability in [0, 1])") from None
     needed = required_agreement(tau, n_envs)
     return sum(
         math.comb(n_envs, j) * p_agree**j * (1 - p_agree) ** (n_envs - j)

@@ -28,6 +28,7 @@ from scipy import ndimage
 from torch import Tensor
 
 from hvnotes.andmask import and_mask
+from hvnotes.validation import check_number
 
 __all__ = [
     "PATCHWORK_THETA",
@@ -73,11 +74,11 @@ def _as_numpy(x, name: str) -> np.ndarray:
 
 
 def _check_eps(eps) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, int | float | np.floating | np.integer):
-        raise ValueError(f"eps must be a positive finite number, got {eps!r}")
-    if not np.isfinite(eps) or eps <= 0:
-        raise ValueError(f"eps must be a positive finite number, got {eps!r}")
-    return float(eps)
+    """``eps`` as a positive finite float (NumPy numbers and 0-d tensors are numbers)."""
+    try:
+        return check_number("eps", eps, positive=True)
+    except TypeError as err:
+        raise ValueError(f"{err} (a positive finite number)") from None
 
 
 def _check_theta(theta: Tensor, d: int) -> None:
@@ -553,8 +554,7 @@ def gradient_descent(
         raise ValueError("theta0 must be a Tensor of shape (N, d)")
     if not isinstance(steps, int) or steps < 0:
         raise ValueError(f"steps must be a non-negative int, got {steps!r}")
-    if not lr > 0:
-        raise ValueError(f"lr must be > 0, got {lr!r}")
+    check_number("lr", lr, positive=True)
     if tau is not None and not 0 <= tau <= 1:
         raise ValueError(f"tau must be None (plain GD) or in [0, 1], got {tau!r}")
     if mask not in MASKS:

@@ -24,7 +24,7 @@ import numbers
 import torch
 from torch import Tensor
 
-from hvnotes.train import check_mask
+from hvnotes import validation
 
 NOTIONS = ("baseline", "probabilistic", "robust")
 
@@ -66,7 +66,9 @@ def check_keep(x: Tensor, keep) -> Tensor:
     if isinstance(keep, Tensor) and keep.dtype != torch.bool:
         raise TypeError(f"keep must be a bool Tensor, got {keep.dtype}")
     shape = tuple(x.shape)
-    check_mask("keep", keep, x, f"pass a mask of shape {shape} or {shape[1:]}")
+    validation.check_mask(
+        "keep", keep, x, f"pass a mask of shape {shape} or {shape[1:]}", broadcast="rows"
+    )
     return keep.to(x.device).expand_as(x)
 
 
@@ -86,5 +88,7 @@ def check_pgd(eps, alpha, steps) -> None:
         raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
     if not _real(alpha) or alpha <= 0:
         raise ValueError(f"alpha (the PGD step) must be a finite number > 0, got {alpha!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+    try:
+        validation.check_integer("steps", steps, low=0)
+    except TypeError as err:
+        raise ValueError(str(err)) from None

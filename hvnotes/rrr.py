@@ -30,14 +30,16 @@ annotated inputs; :func:`prediction_summary` reports the confidence that tells t
 from __future__ import annotations
 
 import copy
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from hvnotes import seeding, train
+from hvnotes import seeding, train, validation
 
 _QUANTITIES = ("sum_log_probs", "sum_probs", "max_prob", "max_log_prob")
 
@@ -63,17 +65,34 @@ def input_gradients(
     Returns:
         the input gradient, same shape and dtype as ``x``.
     """
+    _check_inputs(model, x)
+    _check_quantity(quantity)
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        logits = validation.check_logits("model", model(x), n=len(x))
+        log_probs = torch.log_softmax(logits, dim=1)
+        scalar = _per_example(log_probs, quantity).sum()
+        (grads,) = torch.autograd.grad(scalar, x, create_graph=create_graph)
+    return grads if create_graph else grads.detach()
+
+
+def _check_inputs(model, x) -> None:
+    """``model`` a callable whose rows do not interact; ``x`` a finite float batch ``(B, ...)``."""
+    validation.check_model("model", model)
     if not isinstance(x, Tensor) or not x.is_floating_point():
         raise TypeError("x must be a floating-point Tensor of shape (B, ...)")
     if x.ndim < 2:
         raise ValueError(f"x must have shape (B, ...) with a batch axis, got {tuple(x.shape)}")
-    _check_quantity(quantity)
-    x = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        log_probs = torch.log_softmax(model(x), dim=1)
-        scalar = _per_example(log_probs, quantity).sum()
-        (grads,) = torch.autograd.grad(scalar, x, create_graph=create_graph)
-    return grads if create_graph else grads.detach()
+    validation.check_tensor("x", x)
+    validation.check_per_example("model", model)
+    validation.check_input_dtype(model, x)
+
+
+def _check_cutoff(cutoff) -> float:
+    try:
+        return validation.check_number("cutoff", cutoff, low=0.0, high=1.0, high_open=True)
+    except TypeError as err:
+        raise ValueError(f"{err} (a number in [0, 1))") from None
 
 
 def _check_quantity(quantity) -> None:
@@ -93,9 +112,9 @@ def _per_example(log_probs: Tensor, quantity: str) -> Tensor:
 
 def _check_annotations(annotations, x: Tensor) -> Tensor:
     """``annotations`` as a bool tensor on ``x``'s device that broadcasts to ``x`` without growing it."""
-    train.check_mask(
+    validation.check_mask(
         "annotations (bool: True = must not matter)", annotations, x,
-        "give (B, ...) like x, or one mask shaped like x[0]",
+        "give (B, ...) like x, or one mask shaped like x[0]", broadcast="rows",
     )  # fmt: skip
     if annotations.dtype != torch.bool:
         if not ((annotations == 0) | (annotations == 1)).all():
@@ -131,13 +150,16 @@ def rrr_loss(
     l2_grads = train.check_number("l2_grads", l2_grads, low=0.0)
     if not isinstance(x, Tensor) or x.ndim < 2:
         raise ValueError("x must be a Tensor of shape (B, ...)")
+    _check_inputs(model, x)
     if not isinstance(y, Tensor) or y.shape != x.shape[:1]:
         raise ValueError(f"y must have shape ({len(x)},), got {getattr(y, 'shape', y)}")
+    validation.check_labels("y", y, n=len(x))
     mask = _check_annotations(annotations, x)
     _check_quantity(quantity)
     # One forward pass serves both terms: CE from the logits, the penalty from their log-softmax.
     x = x.detach().requires_grad_(True)
-    logits = model(x)
+    logits = validation.check_logits("model", model(x), n=len(x))
+    validation.check_labels("y", y, classes=logits.shape[1])
     ce = nn.functional.cross_entropy(logits, y)
     explained = _per_example(torch.log_softmax(logits, dim=1), quantity).sum()
     (grads,) = torch.autograd.grad(explained, x, create_graph=True)
@@ -160,8 +182,8 @@ def largest_gradient_mask(grads: Tensor, cutoff: float = 0.67, channel_dim: int 
     """
     if not isinstance(grads, Tensor) or grads.ndim < 2:
         raise ValueError("grads must be a Tensor of shape (N, ...)")
-    if isinstance(cutoff, bool) or not isinstance(cutoff, int | float) or not 0 <= cutoff < 1:
-        raise ValueError(f"cutoff must be a number in [0, 1), got {cutoff!r}")
+    validation.check_tensor("grads", grads)
+    cutoff = _check_cutoff(cutoff)
     mag = grads.detach().abs()
     peak = mag.flatten(1).max(dim=1).values.view(-1, *([1] * (grads.ndim - 1)))
     mask = mag > cutoff * peak
@@ -179,6 +201,9 @@ def gradient_mass(grads: Tensor, region: Tensor) -> Tensor:
     Returns:
         ``(N,)`` in [0, 1] (0 for an all-zero gradient).
     """
+    if not isinstance(grads, Tensor) or grads.ndim < 2:
+        raise ValueError("grads must be a Tensor of shape (N, ...)")
+    validation.check_tensor("grads", grads)
     region = _check_annotations(region, grads)
     mag = grads.detach().abs().flatten(1)
     inside = torch.where(region.expand_as(grads).flatten(1), mag, 0.0).sum(dim=1)
@@ -372,6 +397,8 @@ def rr_ce_ratio(
     the shortcut is broken.
     """
     steps = train.check_positive_int("steps", steps)
+    batch_size = train.check_positive_int("batch_size", batch_size)
+    lr = train.check_number("lr", lr, positive=True)
     l2_grads = train.check_number("l2_grads", l2_grads, low=0.0)
     probe = copy.deepcopy(model)
     per_row = _per_row_annotations(annotations, x)
@@ -432,11 +459,20 @@ def find_another_explanation(
     Returns:
         a list of ``rounds`` :class:`Round` s.
     """
-    if not isinstance(rounds, int) or rounds < 1:
-        raise ValueError(f"rounds must be a positive int, got {rounds!r}")
-    lams = [l2_grads] * rounds if isinstance(l2_grads, int | float) else list(l2_grads)
+    validation.check_callable("make_model", make_model)
+    rounds = train.check_positive_int("rounds", rounds)
+    one = isinstance(l2_grads, numbers.Real) or (
+        isinstance(l2_grads, Tensor | np.ndarray) and l2_grads.ndim == 0
+    )
+    lams = [l2_grads] * rounds if one else list(l2_grads)
     if len(lams) != rounds:
         raise ValueError(f"l2_grads must be a number or {rounds} numbers, got {len(lams)}")
+    lams = [
+        train.check_number("l2_grads" if one else f"l2_grads[{i}]", lam, low=0.0)
+        for i, lam in enumerate(lams)
+    ]
+    _check_cutoff(cutoff)
+    validation.check_tensor("x", x)
     annotations = _round_annotations(x, annotations)
     first_seed = seeding.resolve_seed(init_seed, "init_seed")
     out: list[Round] = []
