@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from hvnotes import validation
-from hvnotes.train import (
+from hvnotes.validation import (
     check_positive_int,
 )
 

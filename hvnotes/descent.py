@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hvnotes.andmask import and_mask
+from hvnotes.agreement import and_mask
 from hvnotes.landscapes import LossFn, _as_numpy
 from hvnotes.validation import check_number
 

@@ -12,7 +12,7 @@ from torch.func import functional_call, grad, vmap
 
 from hvnotes import validation
 from hvnotes.pooled import LossFn
-from hvnotes.train import (
+from hvnotes.validation import (
     check_input_dtype,
     check_stacked,
     check_tensor,

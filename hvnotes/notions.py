@@ -79,6 +79,24 @@ def check_bounds(bounds) -> tuple[float, float]:
     return lo, hi
 
 
+def check_data_in_bounds(x: Tensor, bounds) -> tuple[float, float]:
+    """``bounds`` as ``(low, high)``, refused when ``x`` has values outside them.
+
+    The fills that draw from the input range (probabilistic, robust) take the range from
+    ``bounds``, (0, 1) by default: right for images in [0, 1], silently wrong for standardised
+    data, so data outside the bounds is an error that asks for the right ones.
+    """
+    lo, hi = check_bounds(bounds)
+    x_lo, x_hi = x.min().item(), x.max().item()
+    if x_lo < lo or x_hi > hi:
+        raise ValueError(
+            f"x has values in [{x_lo:.3g}, {x_hi:.3g}], outside bounds ({lo:g}, {hi:g}) (the input "
+            "range the fill draws from and clamps to): pass bounds=(low, high) that contain the "
+            "data, e.g. its range on the training set"
+        )
+    return lo, hi
+
+
 def _real(value) -> bool:
     return not isinstance(value, bool) and isinstance(value, numbers.Real) and math.isfinite(value)
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from hvnotes.train import check_stacked
+from hvnotes.validation import check_stacked
 
 #: ``loss_fn(output, target) -> scalar``: the mean loss over the examples given.
 LossFn = Callable[[Tensor, Tensor], Tensor]

@@ -15,7 +15,7 @@ import torch
 
 from hvnotes import seeding, validation
 from hvnotes.agreement import masked_gradient, required_agreement
-from hvnotes.train import (
+from hvnotes.validation import (
     check_positive_int,
 )
 

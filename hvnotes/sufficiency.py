@@ -25,6 +25,7 @@ from hvnotes import seeding, validation
 from hvnotes.notions import (
     check_baseline,
     check_bounds,
+    check_data_in_bounds,
     check_generator,
     check_keep,
     check_notion,
@@ -180,24 +181,6 @@ def _predict(model, x: Tensor, batch_size: int = 2048) -> Tensor:
     return torch.cat(
         [_logits(model, x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]
     )
-
-
-def check_data_in_bounds(x: Tensor, bounds) -> tuple[float, float]:
-    """``bounds`` as ``(low, high)``, refused when ``x`` has values outside them.
-
-    The fills that draw from the input range (probabilistic, robust) take the range from
-    ``bounds``, (0, 1) by default: right for images in [0, 1], silently wrong for standardised
-    data, so data outside the bounds is an error that asks for the right ones.
-    """
-    lo, hi = check_bounds(bounds)
-    x_lo, x_hi = x.min().item(), x.max().item()
-    if x_lo < lo or x_hi > hi:
-        raise ValueError(
-            f"x has values in [{x_lo:.3g}, {x_hi:.3g}], outside bounds ({lo:g}, {hi:g}) (the input "
-            "range the fill draws from and clamps to): pass bounds=(low, high) that contain the "
-            "data, e.g. its range on the training set"
-        )
-    return lo, hi
 
 
 def row_sufficiency(
