@@ -13,8 +13,8 @@ in the package is a thin layer over it:
 
 Every method of :mod:`hvnotes.algorithms` trains through :func:`run` as
 ``run(algorithm.update, batches)``. Progress bars come from ``tqdm.auto`` and are off when
-``TQDM_DISABLE`` is set (tests, scripted runs). :func:`predict` and :func:`accuracy` switch a
-model to eval mode and always restore it (:func:`fit` restores the caller's mode too); a plain
+``TQDM_DISABLE`` is set (tests, scripted runs). :func:`predict` and :func:`accuracy` (in
+:mod:`hvnotes.evaluation`, re-exported here) switch a model to eval mode and always restore it (:func:`fit` restores the caller's mode too); a plain
 callable that maps inputs to logits works wherever only outputs are needed (Captum's
 ``forward_func`` convention). Arguments are checked by :mod:`hvnotes.validation` before anything
 is trained; its checks are importable from here under their old names.
@@ -33,6 +33,12 @@ from tqdm.auto import tqdm
 
 from hvnotes import seeding, validation
 from hvnotes.batches import _minibatches, env_batches, minibatches  # noqa: F401 (their old home)
+from hvnotes.evaluation import (  # noqa: F401  (re-exported: their old home)
+    _predicted_classes,
+    accuracy,
+    cross_entropy,
+    predict,
+)
 from hvnotes.validation import (  # noqa: F401  (re-exported: the old home of these checks)
     check_input_dtype,
     check_number,
@@ -65,56 +71,6 @@ def check_mask(name: str, mask, x: Tensor, hint: str) -> Tensor:
     """``mask``, a Tensor that broadcasts to ``x`` without changing ``x``'s shape
     (:func:`validation.check_mask` with ``broadcast="any"``); ``hint`` says what to pass instead."""
     return validation.check_mask(name, mask, x, hint, broadcast="any")
-
-
-# ----------------------------------------------------------------------------- eval mode
-
-
-def cross_entropy(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-    """Mean cross-entropy of ``model(x)`` (logits ``(B, C)``) against labels ``y`` ``(B,)``."""
-    return nn.functional.cross_entropy(model(x), y)
-
-
-@torch.no_grad()
-def _predicted_classes(model, x: Tensor, batch_size: int) -> tuple[Tensor, int]:
-    """Predicted classes ``(N,)`` and the number of classes ``C``, the model's logits checked."""
-    validation.check_model("model", model)
-    check_tensor("x", x)
-    batch_size = validation.check_integer("batch_size", batch_size, low=1)
-    check_input_dtype(model, x)
-    preds, classes = [], 0
-    with evaluating(model):
-        for i in range(0, len(x), batch_size):
-            logits = validation.check_logits(
-                "model", model(x[i : i + batch_size]), min(batch_size, len(x) - i)
-            )
-            preds.append(logits.argmax(dim=1))
-            classes = logits.shape[1]
-    return torch.cat(preds), classes
-
-
-def predict(model, x: Tensor, batch_size: int = 1024) -> Tensor:
-    """Predicted classes ``(N,)`` for inputs ``(N, ...)``, computed in eval mode in batches.
-
-    ``model`` may be a module or any callable mapping inputs to logits ``(B, C)`` (finite: NaN
-    logits, from NaN weights say, are an error rather than class 0). The model's mode is
-    restored after.
-    """
-    return _predicted_classes(model, x, batch_size)[0]
-
-
-def accuracy(model, x: Tensor, y: Tensor) -> float:
-    """Fraction of rows of ``x`` ``(N, ...)`` whose predicted class equals ``y`` ``(N,)``.
-
-    ``y`` must be integer class indices in ``[0, C)`` for a model with ``C`` outputs.
-    """
-    validation.check_labels("y", y)
-    if not isinstance(x, Tensor) or len(x) != len(y):
-        check_tensor("x", x)
-        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
-    preds, classes = _predicted_classes(model, x, 1024)
-    validation.check_labels("y", y, classes=classes)
-    return (preds == y).float().mean().item()
 
 
 # ----------------------------------------------------------------------------- the loop
