@@ -10,6 +10,7 @@ from __future__ import annotations
 from twins import Twin
 
 NOTEBOOKS = ("05_benchmark", "05_benchmark_deep_dive")
+LESSON = ("05_benchmark",)  # the deep dive trains only ERM and the AND-mask
 
 
 def _random_mask_same_fraction(agreement_mask):
@@ -122,21 +123,21 @@ TWINS: list[Twin] = [
     ),
     Twin(
         name="sand-mask-shuffled",
-        notebooks=NOTEBOOKS,
+        notebooks=LESSON,
         target="hvnotes.ensembles:soft_agreement_mask",
         removes="the environments' agreement: the SAND-mask's values, moved to random components",
         make=_shuffled_soft_mask,
     ),
     Twin(
         name="irm-penalty-zero",
-        notebooks=NOTEBOOKS,
+        notebooks=LESSON,
         target="hvnotes.ensembles:irm_penalties",
         removes="IRMv1's penalty: ERM with IRMv1's Adam reset",
         make=_no_penalty,
     ),
     Twin(
         name="rrr-penalty-zero",
-        notebooks=NOTEBOOKS,
+        notebooks=LESSON,
         target="hvnotes.ensembles:right_reasons",
         removes="the right-reasons penalty (lambda_1 = 0): ERM under RRR's name",
         make=_no_right_reasons,
