@@ -1,12 +1,14 @@
 """DomainBed-style algorithms: each ``update`` equals, on the same batch, the code it will replace
-(``andmask.and_mask_step``, ``benchmark``'s methods, a step on ``rrr.rrr_loss``, ``sst.sst_loss``
-and ``train.fit``), and every algorithm trains through ``train.run(algorithm.update, batches)``."""
+(``andmask.and_mask_step``, the benchmark's methods as notebook 05 trained them before its rewrite,
+frozen in ``benchmark_reference.py``, a step on ``rrr.rrr_loss``, ``sst.sst_loss`` and
+``train.fit``), and every algorithm trains through ``train.run(algorithm.update, batches)``."""
 
 from __future__ import annotations
 
 import copy
 from types import SimpleNamespace
 
+import benchmark_reference
 import pytest
 import torch
 import torch.nn.functional as F
@@ -46,7 +48,7 @@ def test_erm_on_stacked_batches_is_benchmarks_erm():
     net, ref = network(), network()
     algo = algorithms.ERM(net, {"lr": 3e-3, "weight_decay": 1e-4, "optimizer": "adamw"},
                           stacked=True)  # fmt: skip
-    old = benchmark.ERM(ref, None, lr=3e-3, weight_decay=1e-4)
+    old = benchmark_reference.ERM(ref, None, lr=3e-3, weight_decay=1e-4)
     for step in range(2):
         ref.train()
         assert algo.update(xs, ys) == old.update(xs, ys, step)
@@ -107,7 +109,7 @@ def test_irmv1_is_benchmarks_irmv1_across_the_penalty_switch():
     net, ref = network(), network()
     hp = {"irm_weight": 50.0, "irm_anneal": 2}
     algo = algorithms.IRMv1(net, hp | {"lr": 3e-3, "weight_decay": 1e-4, "optimizer": "adamw"})
-    old = benchmark.IRMv1(ref, None, lr=3e-3, weight_decay=1e-4, **hp)
+    old = benchmark_reference.IRMv1(ref, None, lr=3e-3, weight_decay=1e-4, **hp)
     for step in range(4):
         xs, ys = batch(step)
         ref.train()
@@ -148,7 +150,9 @@ def test_rrr_on_stacked_batches_is_benchmarks_rrr():
     net, ref = network(), network()
     hp = {"l2_grads": 10.0, "lr": 3e-3, "weight_decay": 1e-4, "optimizer": "adamw"}
     algo = algorithms.RRR(net, hp, annotations=shortcut, stacked=True)
-    old = benchmark.RRR(ref, SimpleNamespace(shortcut=shortcut), lr=3e-3, weight_decay=1e-4)
+    old = benchmark_reference.RRR(
+        ref, SimpleNamespace(shortcut=shortcut), lr=3e-3, weight_decay=1e-4
+    )
     ref.train()
     assert algo.update(xs, ys) == old.update(xs, ys, 0)
     assert_same_parameters(net, ref, atol=0)
@@ -212,9 +216,9 @@ def test_the_registry_is_the_one_place_for_hyper_parameters():
         assert cls.name == name
         algo = make(name)
         assert algo.hparams == hparams.default_hparams(name)
-    assert hparams.search_grid("AND-mask") == {"tau": benchmark.SEARCH["AND-mask"]["tau"]}
+    assert hparams.search_grid("AND-mask") == {"tau": benchmark_reference.SEARCH["AND-mask"]["tau"]}
     for name in ("ERM", "RRR", "IRMv1"):
-        assert hparams.search_grid(name) == dict(benchmark.SEARCH[name])
+        assert hparams.search_grid(name) == dict(benchmark_reference.SEARCH[name])
     assert hparams.REGISTRY["SST"]["threshold"].check("t", "hard") == "hard"
     assert set(sst.THRESHOLDS) == {"ste", "hard"}
     assert set(rrr._QUANTITIES) == {"sum_log_probs", "sum_probs", "max_prob", "max_log_prob"}
