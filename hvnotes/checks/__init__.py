@@ -19,7 +19,8 @@ from hvnotes.checks.andmask import (
 from hvnotes.checks.benchmark import check_coin_level, check_irm_penalty
 from hvnotes.checks.capstone import (
     check_fourier_concentration,
-    check_prediction_band,
+    check_paired_interval,
+    check_risk_score,
     registered_prediction,
 )
 from hvnotes.checks.minima import check_bound_constant, check_quadratic_inconsistency
@@ -39,9 +40,10 @@ __all__ = [
     "check_irm_penalty",
     "check_keep_probability",
     "check_largest_gradient_mask",
-    "check_prediction_band",
+    "check_paired_interval",
     "check_project",
     "check_quadratic_inconsistency",
+    "check_risk_score",
     "check_rrr_penalty",
     "check_straight_through",
     "check_tau_choice",
