@@ -3,8 +3,12 @@
 #   make test     lint + unit tests + every notebook under nbval, then every lesson once more
 #                 on the second float path with another seed (what CI runs)
 #   make execute  refresh the committed notebook outputs (the only way outputs are written)
-#   make bench    time every notebook on this machine (prints a table, writes nothing)
+#   make bench    time every notebook on this machine -> hvnotes/times.json (the measured times
+#                 every document quotes; the notebooks themselves are not written)
+#   make times    refresh the times quoted in README.md, docs/instructors.md and the notebooks'
+#                 marked blocks from hvnotes/times.json (make bench / make robustness do it too)
 #   make robustness  every notebook under seeds 0-4 x every float path -> docs/robustness.md
+#                 (and its default-path times -> hvnotes/times.json)
 #   make falsify  every notebook once per null twin of its methods -> docs/falsification.md
 #   make student  write the learner copies (solutions removed) to notebooks/exercises/
 #   make progress which exercises in notebooks/exercises/ are done (runs only their checkers;
@@ -28,22 +32,23 @@ export TQDM_DISABLE := 1
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 
-# nbval keeps each notebook on one worker; handing them out longest first (the times in
-# docs/robustness.md) lets the two workers finish together. Notebooks not listed go last.
-NB_LONGEST_FIRST := 03_rrr 02_and_mask 06_capstone 04_sst 05_benchmark 01_consistency_of_minima 00_map
-NB_TEST := $(foreach n,$(NB_LONGEST_FIRST),$(filter notebooks/$(n).ipynb,$(NB))) \
-           $(filter-out $(NB_LONGEST_FIRST:%=notebooks/%.ipynb),$(NB))
+# nbval keeps each notebook on one worker; handing them out longest first (the measured times
+# in hvnotes/times.json; a notebook not yet measured counts as the longest) lets the two workers
+# finish together. scripts/times.py needs only the standard library, so this works before .venv.
+TIMES := hvnotes/times.json
+NB_TEST = $(or $(shell $(PYTHON) scripts/times.py --longest-first $(NB) 2>/dev/null),$(NB))
+# The documents whose marked blocks (<!-- times:start ... -->) quote the measured times.
+TIMES_DOCS = README.md docs/instructors.md $(NB)
 # Each notebook is a lesson; the audits and replications that do not fit its slot sit beside it
 # in NN_name_deep_dive.ipynb. make test's second float path runs the lessons only (the deep
 # dives' other seeds and paths are make robustness's job).
-LESSONS_TEST := $(filter-out %_deep_dive.ipynb,$(NB_TEST))
+LESSONS_TEST = $(filter-out %_deep_dive.ipynb,$(NB_TEST))
 
 NBVAL := --nbval --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg \
          --nbval-cell-timeout=600 --nbval-kernel-startup-timeout=120
 
-.PHONY: install lab test lint unit nbtest nbtest-other execute bench robustness falsify student \
-        progress \
-        book browser clean
+.PHONY: install lab test lint unit nbtest nbtest-other execute bench times robustness falsify \
+        student progress book browser clean
 
 install: $(STAMP)
 
@@ -59,9 +64,11 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root)
 lab: install
 	env -u TQDM_DISABLE -u MPLBACKEND $(BIN)/jupyter lab --notebook-dir=notebooks $(ROOT_FLAG) $(JUPYTER_ARGS)
 
+# actionlint checks the CI workflows (.github/workflows/): syntax, expressions, job graph.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/actionlint
 
 # Unit tests include the learner copies and the built site (pages, links, a Chromium screenshot).
 # Two workers: the suite is CPU-bound and its tests share no files they write.
@@ -90,12 +97,21 @@ test: lint unit nbtest nbtest-other
 execute: install
 	$(BIN)/python scripts/run_notebooks.py --write $(NB)
 
+# BENCH_ARGS="--repeat 3" times each notebook three times (median, min and max are recorded).
+BENCH_ARGS ?=
 bench: install
-	$(BIN)/python scripts/run_notebooks.py $(NB)
+	$(BIN)/python scripts/run_notebooks.py --times $(TIMES) $(BENCH_ARGS) $(NB)
+	$(BIN)/python scripts/times.py --write $(TIMES_DOCS)
 
-# About 20 minutes on 2 cores: 7 notebooks x 5 seeds x 2 float paths, two kernels at a time.
+times: install
+	$(BIN)/python scripts/times.py --counts
+	$(BIN)/python scripts/times.py --write $(TIMES_DOCS)
+
+# Over an hour on 2 cores: every notebook x 5 seeds x 2 float paths, two kernels at a time.
+# CI splits the same matrix over machines: scripts/robustness.py --shard k/n, then --merge.
 robustness: install
-	$(BIN)/python scripts/robustness.py $(NB)
+	$(BIN)/python scripts/robustness.py --times $(TIMES) $(NB)
+	$(BIN)/python scripts/times.py --write $(TIMES_DOCS)
 
 # Each notebook once per registered null twin (scripts/twins/): which asserts does each break?
 falsify: install

@@ -22,6 +22,7 @@ One module per idea, each meant to be read beside its notebook:
 ``explanations``   registered predictions and the rules that score them
 ``plot``           the course's plot theme and shared figures
 ``checks``         exercise checkers that print one fixed line
+``times``          each notebook's measured run time and estimated study time (the map)
 =================  ==============================================================
 
 Start every notebook with ``device = hvnotes.setup(0)``, and take every seed from

@@ -36,20 +36,25 @@ __all__ = [
     "crossing_valleys",
     "epsilon_component",
     "evaluate_on_grid",
+    "fit_patchwork",
     "geometric_mean",
     "gradient_descent",
     "ilc",
     "inconsistency_score",
+    "landing_shares",
     "landing_sites",
+    "moved",
     "nearest_index",
     "patchwork_losses",
     "patchwork_net",
+    "patchwork_slice",
     "patchwork_target",
     "plot_components",
     "plot_landscapes",
     "plot_paths",
     "quadratic_inconsistency",
     "quadratic_losses",
+    "shuffled_mask",
     "volume_ratio",
 ]
 
@@ -158,9 +163,19 @@ def patchwork_net(theta: Tensor, x: Tensor) -> Tensor:
     return t[4] * torch.sigmoid(t[0] * x + t[1]) + t[5] * torch.sigmoid(t[2] * x + t[3])
 
 
-def patchwork_losses(theta: Tensor, n_points: int = 200) -> Tensor:
-    """Mean squared error of :func:`patchwork_net` in environment A (``x`` in [0, 0.5)) and B
-    (``x`` in [0.5, 1]), on ``n_points`` evenly spaced inputs each.
+SPLITS = ("halves", "interleaved")
+
+
+def patchwork_losses(theta: Tensor, n_points: int = 200, split: str = "halves") -> Tensor:
+    """Mean squared error of :func:`patchwork_net` in environments A and B.
+
+    The inputs are ``n_points`` evenly spaced points on [0, 0.5) and ``n_points`` on [0.5, 1]
+    (the same ``2 n_points`` inputs, so the same pooled loss, whatever the split).
+
+    * ``split="halves"`` (the paper's App. A.1): A holds the inputs in [0, 0.5), B those in
+      [0.5, 1]. The two environments never see the same inputs.
+    * ``split="interleaved"``: A holds every other input over all of [0, 1], B the rest. Both
+      environments see the whole range.
 
     Args:
         theta: ``(..., 6)``.
@@ -170,15 +185,67 @@ def patchwork_losses(theta: Tensor, n_points: int = 200) -> Tensor:
     """
     if not isinstance(n_points, int) or n_points < 2:
         raise ValueError(f"n_points must be an int >= 2, got {n_points!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     _check_theta(theta, 6)
     dtype, device = theta.dtype, theta.device
-    xs = [
-        torch.linspace(0, 0.5, n_points + 1, dtype=dtype, device=device)[:-1],
-        torch.linspace(0.5, 1, n_points, dtype=dtype, device=device),
-    ]
+    x = torch.cat(
+        [
+            torch.linspace(0, 0.5, n_points + 1, dtype=dtype, device=device)[:-1],
+            torch.linspace(0.5, 1, n_points, dtype=dtype, device=device),
+        ]
+    )
+    xs = [x[:n_points], x[n_points:]] if split == "halves" else [x[0::2], x[1::2]]
     return torch.stack(
         [((patchwork_net(theta, x) - patchwork_target(x)) ** 2).mean(-1) for x in xs]
     )
+
+
+def fit_patchwork(theta0: Tensor, steps: int, lr: float) -> tuple[Tensor, Tensor]:
+    """Fit :func:`patchwork_net` to the pooled data (A and B together) from many starts at once.
+
+    Adam on the pooled loss ``(L_A + L_B) / 2`` (the same for either split), each start
+    independent of the others.
+
+    Args:
+        theta0: ``(K, 6)`` starting parameters.
+
+    Returns:
+        ``(theta, pooled_loss)``: the fitted ``(K, 6)`` and their pooled losses ``(K,)``.
+    """
+    _check_theta(theta0, 6)
+    if theta0.ndim != 2:
+        raise ValueError(f"theta0 must have shape (K, 6), got {tuple(theta0.shape)}")
+    if not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    theta = theta0.detach().clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([theta], lr=lr)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        patchwork_losses(theta).mean(0).sum().backward()  # starts are independent
+        optimizer.step()
+    theta = theta.detach()
+    with torch.no_grad():
+        return theta, patchwork_losses(theta).mean(0)
+
+
+def patchwork_slice(theta: Tensor, axes: Sequence, split: str = "halves") -> np.ndarray:
+    """Both environments' losses on the slice through ``theta`` ``(6,)`` along the two output
+    weights ``(theta5, theta6)`` (the other four parameters fixed at ``theta``'s values).
+
+    Returns:
+        ``(2, len(axes[0]), len(axes[1]))``, ``"ij"`` indexing as :func:`evaluate_on_grid`.
+    """
+    _check_theta(theta, 6)
+    if theta.ndim != 1:
+        raise ValueError(f"theta must have shape (6,), got {tuple(theta.shape)}")
+
+    def losses(t: Tensor) -> Tensor:  # (..., 2) output weights -> (2, ...) losses
+        full = theta.to(t.dtype).expand(*t.shape[:-1], 6).clone()
+        full[..., 4:] = t
+        return patchwork_losses(full, split=split)
+
+    return evaluate_on_grid(losses, axes)
 
 
 def evaluate_on_grid(loss_fn: LossFn, axes: Sequence) -> np.ndarray:
@@ -214,7 +281,7 @@ def nearest_index(axes: Sequence, theta) -> tuple[int, ...]:
 # ---------------------------------------------------------------------------------------------
 
 
-def inconsistency_score(env_losses, star, eps: float) -> float:
+def inconsistency_score(env_losses, star, eps: float, connected: bool = True) -> float:
     """The epsilon-inconsistency ``I^eps(theta*)`` of the paper's eq. (1), on a grid.
 
     For every ordered pair of environments ``(e, e')``, ``e != e'``: take ``N_e``, the connected
@@ -229,10 +296,16 @@ def inconsistency_score(env_losses, star, eps: float) -> float:
     one, and grows with the grid. The grid must also be fine enough to resolve the
     ``eps``-sublevel set around ``theta*`` (small ``eps`` needs fine grids).
 
+    ``connected=False`` drops the restriction to the component of ``theta*``: every grid point
+    with ``|L_e(theta) - L_e(theta*)| <= eps`` counts, however far from ``theta*`` (a control: a
+    distant valley of ``e`` then counts against a minimum it does not touch).
+
     Args:
         env_losses: ``(E, *grid)`` with ``E >= 2``: each environment's loss on one grid.
         star: grid index of ``theta*`` (a tuple of ``len(grid)`` ints).
         eps: tolerance > 0.
+        connected: keep only the connected component containing ``theta*`` (the paper's
+            definition; default).
 
     Returns:
         the score, a float ``>= 0``.
@@ -250,7 +323,10 @@ def inconsistency_score(env_losses, star, eps: float) -> float:
     score = 0.0
     for e in range(losses.shape[0]):
         at_star = losses[e][star]
-        component = _component(losses[e], star, eps)
+        if connected:
+            component = _component(losses[e], star, eps)
+        else:
+            component = np.abs(losses[e] - at_star) <= eps
         for e2 in range(losses.shape[0]):
             if e2 != e:
                 score = max(score, float(np.abs(losses[e2][component] - at_star).max()))
@@ -420,6 +496,29 @@ def bound_constant(a, b) -> np.ndarray:
 # ---------------------------------------------------------------------------------------------
 
 
+MASKS = ("and", "random", "nothing")
+
+
+def shuffled_mask(mask: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """A random mask that keeps exactly as many entries as ``mask``: its entries permuted.
+
+    The null twin of an agreement mask: the same kept fraction, step by step, with *which*
+    components are kept decided by chance instead of by the environments' agreement.
+
+    Args:
+        mask: ``(...)`` 0/1 float mask.
+        generator: a ``torch.Generator`` (on the CPU) for the permutation.
+
+    Returns:
+        a mask of the same shape, dtype and device, with the same number of ones.
+    """
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"mask must be a Tensor, got {type(mask).__name__}")
+    flat = mask.reshape(-1)
+    order = torch.randperm(flat.numel(), generator=generator).to(flat.device)
+    return flat[order].reshape(mask.shape)
+
+
 def gradient_descent(
     loss_fn: LossFn,
     theta0: Tensor,
@@ -427,12 +526,20 @@ def gradient_descent(
     lr: float,
     tau: float | None = None,
     weight_decay: float = 0.0,
+    mask: str = "and",
+    generator: torch.Generator | None = None,
 ) -> Tensor:
     """Full-batch gradient descent on the pooled loss from many starting points at once.
 
     ``tau=None``: plain GD, ``theta <- theta - lr * (mean_e grad L_e + wd * theta)``.
-    ``tau`` in [0, 1]: AND-masked GD, the mean gradient is multiplied by
-    ``hvnotes.andmask.and_mask`` of the per-environment gradients (per point, per coordinate).
+    ``tau`` in [0, 1]: masked GD, the mean gradient is multiplied per point and coordinate by
+
+    * ``mask="and"``: ``hvnotes.andmask.and_mask`` of the per-environment gradients;
+    * ``mask="random"``: the same AND-mask with its entries shuffled over all points and
+      coordinates (:func:`shuffled_mask`, drawn from ``generator``): a random mask that keeps as
+      many components as the AND-mask at every step;
+    * ``mask="nothing"``: zeros, a mask that keeps nothing (only weight decay moves ``theta``).
+
     Weight decay is applied after the mask, as in the paper's code: masked coordinates still decay.
 
     Args:
@@ -450,6 +557,8 @@ def gradient_descent(
         raise ValueError(f"lr must be > 0, got {lr!r}")
     if tau is not None and not 0 <= tau <= 1:
         raise ValueError(f"tau must be None (plain GD) or in [0, 1], got {tau!r}")
+    if mask not in MASKS:
+        raise ValueError(f"mask must be one of {MASKS}, got {mask!r}")
     theta = theta0.detach().clone()
     path = [theta]
     for _ in range(steps):
@@ -463,10 +572,30 @@ def gradient_descent(
         )  # (E, N, d)
         step = env_grads.mean(dim=0)
         if tau is not None:
-            step = step * and_mask(env_grads, tau)
+            if mask == "nothing":
+                keep = torch.zeros_like(step)
+            else:
+                keep = and_mask(env_grads, tau)
+                if mask == "random":
+                    keep = shuffled_mask(keep, generator)
+            step = step * keep
         theta = (theta - lr * (step + weight_decay * theta)).detach()
         path.append(theta)
     return torch.stack(path)
+
+
+def moved(loss_fn: LossFn, offset) -> LossFn:
+    """The landscape ``loss_fn`` moved by ``offset``: ``theta -> loss_fn(theta - offset)``.
+
+    ``offset`` is ``(d,)``, or ``(N, d)`` to move each of ``N`` points' landscape by its own
+    offset (several moved copies run in one call of :func:`gradient_descent`).
+    """
+    offset = torch.as_tensor(_as_numpy(offset, "offset"))
+
+    def loss(theta: Tensor) -> Tensor:
+        return loss_fn(theta - offset.to(dtype=theta.dtype, device=theta.device))
+
+    return loss
 
 
 def landing_sites(endpoints, minima, radius: float) -> np.ndarray:
@@ -481,6 +610,22 @@ def landing_sites(endpoints, minima, radius: float) -> np.ndarray:
     pts, mins = _as_numpy(endpoints, "endpoints"), _as_numpy(minima, "minima")
     dist = np.linalg.norm(pts[:, None, :] - mins[None, :, :], axis=-1)
     return np.where(dist.min(axis=1) <= radius, dist.argmin(axis=1), -1)
+
+
+def landing_shares(endpoints, minima, radius: float, names: Sequence[str]) -> dict[str, float]:
+    """Share of endpoints within ``radius`` of each minimum, and of the rest ("elsewhere").
+
+    Args:
+        endpoints: ``(N, d)``; minima: ``(K, d)``; names: ``K`` names of the minima.
+
+    Returns:
+        ``{"in <name>": share, ..., "elsewhere": share}`` (shares sum to 1).
+    """
+    if len(names) != len(_as_numpy(minima, "minima")):
+        raise ValueError(f"names must name each of the {len(minima)} minima, got {names!r}")
+    sites = landing_sites(endpoints, minima, radius)
+    shares = {f"in {n}": float(np.mean(sites == k)) for k, n in enumerate(names)}
+    return shares | {"elsewhere": float(np.mean(sites == -1))}
 
 
 def ilc(env_losses, axes: Sequence, endpoints, eps: float) -> tuple[float, np.ndarray]:

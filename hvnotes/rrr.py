@@ -18,11 +18,13 @@ that carried the largest gradients of all the models before it.
 
 Conventions: inputs ``x`` ``(B, ...)`` (any trailing shape; ``models.mlp`` flattens), logits
 ``(B, K)``, labels ``(B,)`` int64. We average CE over the batch and sum the penalty over features,
-averaged over examples, on inputs scaled to [0, 1]. The reference code sums both terms over the
-batch, which leaves RR/CE unchanged; what moves λ1 is its raw 0..255 pixels: a gradient with
-respect to a [0, 1] pixel is 255 times larger, so the paper's λ1 = 1000 is about 1000 / 255² here.
-Measure the ratio RR/CE over a sweep of λ1 rather than trusting any one number
-(:func:`rr_ce_ratio`, or the per-step ``ce``/``rr`` that :func:`fit_rrr` records).
+averaged over examples, on inputs scaled to [0, 1]. The paper sums both terms over the batch,
+which leaves RR/CE unchanged; what moves λ1 is its raw 0..255 pixels: a gradient with respect to
+a [0, 1] pixel is 255 times larger, so the paper's λ1 = 1000 is about 1000 / 255² here. Measure
+RR/CE over a sweep of λ1 rather than trusting any one number (the per-step ``ce``/``rr`` that
+:func:`fit_rrr` records). With two classes, ∇x Σ_k log p_k = (1 − 2 p_0) ∇x (z_0 − z_1): a model
+can shrink the penalised gradient by being under-confident (p_0 → ½) as well as by ignoring the
+annotated inputs; :func:`prediction_summary` reports the confidence that tells the two apart.
 """
 
 from __future__ import annotations
@@ -225,6 +227,127 @@ def fit_rrr(
     return train.fit(model, x, y, *rows, loss_fn=terms, log_steps=True, **fit_kwargs)
 
 
+def train_mlp(
+    x: Tensor,
+    y: Tensor,
+    annotations: Tensor,
+    l2_grads: float,
+    *,
+    hidden: Sequence[int] = (50, 30),
+    classes: int | None = None,
+    seed: int | None = None,
+    **fit_kwargs,
+) -> tuple[nn.Module, pd.DataFrame]:
+    """A fresh MLP ``D -> hidden -> K`` (the paper's network) trained with :func:`fit_rrr`.
+
+    Args:
+        x, y, annotations, l2_grads: as in :func:`fit_rrr` (``l2_grads = 0``: plain training).
+        hidden: hidden layer widths; classes: ``K`` (default ``y.max() + 1``).
+        seed: the initialisation is drawn under ``seeding.torch_seed(seed)`` (None: the run's
+            ``derive_seed(0)``), so it does not depend on what ran before; ``fit_kwargs`` go to
+            :func:`fit_rrr` (epochs, batch_size, eval_sets, seed of the batch order, ...).
+
+    Returns:
+        ``(model, history)``, the model on ``x``'s device.
+    """
+    from hvnotes import models
+
+    classes = int(y.max()) + 1 if classes is None else classes
+    with seeding.torch_seed(seed):
+        model = models.mlp(x[0].numel(), tuple(hidden), classes).to(x.device)
+    fit_kwargs.setdefault("progress", False)
+    return model, fit_rrr(model, x, y, annotations, l2_grads, **fit_kwargs)
+
+
+@torch.no_grad()
+def prediction_summary(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, float]:
+    """How right and how sure: ``accuracy``, ``confidence`` (mean largest probability) and
+    ``p_true`` (mean probability of the true class) of ``model`` on ``x`` ``(N, ...)``, ``y`` ``(N,)``.
+
+    A model that evades the RRR penalty by under-confidence keeps its accuracy while its
+    confidence falls towards 1/K; one that cannot find any rule loses both.
+    """
+    with train.evaluating(model):
+        probs = torch.cat(
+            [torch.softmax(model(x[i : i + 2048]), dim=1) for i in range(0, len(x), 2048)]
+        )
+    return {
+        "accuracy": (probs.argmax(dim=1) == y).float().mean().item(),
+        "confidence": probs.max(dim=1).values.mean().item(),
+        "p_true": probs.gather(1, y.view(-1, 1)).mean().item(),
+    }
+
+
+def rule_use(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    regions: Mapping[str, Tensor] | None = None,
+    conflicts: Mapping[str, tuple[Tensor, Tensor]] | None = None,
+) -> dict[str, float]:
+    """Which rule a model uses, asked twice: where its input gradient is, and what it does.
+
+    Args:
+        model: maps ``x`` ``(N, ...)`` to logits; ``y`` ``(N,)`` the labels of ``x``.
+        regions: name -> bool mask broadcastable to ``x``; each gives a ``"mass <name>"``
+            column, the mean :func:`gradient_mass` of ``input_gradients(model, x)`` inside it.
+        conflicts: name -> ``(x_c, y_c)``: inputs on which rules disagree and the class one rule
+            says; each gives a column ``name``, the share of predictions equal to ``y_c``.
+
+    Returns:
+        ``{"test acc", "confidence", "mass <region>"..., <conflict>...}`` as floats.
+    """
+    summary = prediction_summary(model, x, y)
+    row = {"test acc": summary["accuracy"], "confidence": summary["confidence"]}
+    if regions:
+        grads = _batched_input_gradients(model, x)
+        for name, region in regions.items():
+            row[f"mass {name}"] = gradient_mass(grads, region).mean().item()
+    for name, (x_c, y_c) in (conflicts or {}).items():
+        row[name] = (train.predict(model, x_c) == y_c).float().mean().item()
+    return row
+
+
+def area_matched_control(
+    annotations: Tensor, forbidden: Tensor, seed: int | None = None, channel_dim: int | None = None
+) -> Tensor:
+    """Annotations of the same size as ``annotations``, example by example, that avoid ``forbidden``.
+
+    The control of a claim "annotating X removes the rule": it annotates as many positions per
+    example, drawn uniformly at random (``seed``) among those outside ``forbidden``.
+
+    Args:
+        annotations: bool ``(N, ...)``.
+        forbidden: bool, broadcastable to one example ``annotations[0]``: positions the
+            control must not annotate (the rules' pixels).
+        channel_dim: if given (``-1`` for ``(N, H, W, 3)`` images), positions are pixels: a
+            pixel counts once, and the control marks all of its channels.
+
+    Returns:
+        bool of ``annotations``' shape with the same count per example and nothing forbidden.
+    """
+    annotations = torch.as_tensor(annotations).bool()
+    forbidden = torch.as_tensor(forbidden).bool().to(annotations.device).expand_as(annotations[0])
+    if channel_dim is not None:
+        dim = channel_dim % annotations.ndim
+        per_pixel = area_matched_control(
+            annotations.any(dim=dim), forbidden.any(dim=dim - 1), seed, None
+        )
+        return per_pixel.unsqueeze(dim).expand_as(annotations).clone()
+    counts = annotations.flatten(1).sum(dim=1)
+    allowed = (~forbidden).flatten().nonzero().squeeze(1)
+    if len(counts) and int(counts.max()) > len(allowed):
+        raise ValueError(
+            f"annotations mark up to {int(counts.max())} positions in an example, but only "
+            f"{len(allowed)} lie outside forbidden"
+        )
+    scores = torch.rand(len(counts), len(allowed), generator=seeding.generator(seed))
+    ranks = scores.argsort(dim=1).argsort(dim=1).to(annotations.device)
+    control = torch.zeros_like(annotations).flatten(1)
+    control[:, allowed] = ranks < counts.view(-1, 1)
+    return control.view_as(annotations)
+
+
 def rr_ce_ratio(
     model: nn.Module,
     x: Tensor,
@@ -242,12 +365,11 @@ def rr_ce_ratio(
     ``rr / ce`` measured on the last step's batch. The paper aims for about 1 (its useful band
     is about 0.2 to 30). Only with ``steps=1`` (measured before any update) is the ratio exactly
     proportional to λ1; after a few steps the penalty has already shrunk the annotated gradient
-    at large λ1, so the ratio grows more slowly than λ1 (on Decoy MNIST, notebook 03, its value
-    per unit λ1 at step 3 falls about fivefold between λ1 = 1e-2 and 1e4). Measure it over a
-    sweep of λ1; do not extrapolate one measurement. Caveat (notebook 03): a freshly initialised
-    PyTorch MLP predicts almost uniformly, where ∇Σ_k log p_k is nearly zero, so this early ratio
-    is tiny for moderate λ1, and "ratio ≈ 1" lands past the flat part of the shifted-test curve;
-    check the choice against data where the shortcut is broken.
+    at large λ1, so the ratio grows more slowly than λ1. A freshly initialised PyTorch MLP
+    predicts almost uniformly, where ∇Σ_k log p_k is nearly zero, so this early ratio is tiny
+    for moderate λ1 (on Decoy MNIST, notebook 03, ratio 1 falls where the penalty has already
+    collapsed accuracy). Measure it over a sweep of λ1 and check the choice against data where
+    the shortcut is broken.
     """
     steps = train.check_positive_int("steps", steps)
     l2_grads = train.check_number("l2_grads", l2_grads, low=0.0)

@@ -4,8 +4,9 @@ It shares no code with SST training (:mod:`hvnotes.sst`), so a bug in how traini
 inputs cannot make the evaluation agree with it: :func:`complement` fills the rest for the
 baseline and probabilistic notions, :func:`pgd_complement` attacks it for the robust notion, and
 :func:`sufficiency_rate` / :func:`row_sufficiency` count how often the predicted class survives.
-:func:`evaluate_notions` gives one row of notebook 04's cross table; :func:`random_mask_like` and
-:func:`mask_transplant` are its controls. The notions and their argument checks are in
+:func:`evaluate_notions` gives one row of notebook 04's cross table; :func:`random_mask_like`,
+:func:`credit_over_random`, :func:`mask_transplant` and :func:`silhouette_reading` are its
+controls. The notions and their argument checks are in
 :mod:`hvnotes.notions`.
 
 ``model`` may be a module or any callable mapping inputs to logits (Captum's ``forward_func``
@@ -13,6 +14,8 @@ convention); a module is switched to eval mode and restored, also when a check r
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -142,6 +145,8 @@ def pgd_complement(
     check_input_dtype(model, x)
     x_adv = torch.where(keep, x, (x + _uniform(x.shape, -eps, eps, x, generator)).clamp(lo, hi))
     held = torch.ones(len(x), dtype=torch.bool, device=x.device)
+    # the projection of `project`, its bounds computed once: the ball and the range intersected
+    lower, upper = torch.clamp(x - eps, lo, hi), torch.clamp(x + eps, lo, hi)
     with evaluating(model), torch.enable_grad():
         for _ in range(steps):
             x_adv = x_adv.detach().requires_grad_(True)
@@ -150,7 +155,7 @@ def pgd_complement(
             loss = F.cross_entropy(logits, target, reduction="sum")
             (grad,) = torch.autograd.grad(loss, x_adv)
             step = x_adv.detach() + alpha * grad.sign()  # ascent: make the prediction change
-            x_adv = project(step, x, keep, eps, (lo, hi))
+            x_adv = torch.where(keep, x, torch.clamp(step, lower, upper))
         if track:
             held &= _predict(model, x_adv.detach()) == target
     return (x_adv.detach(), held) if track else x_adv.detach()
@@ -251,12 +256,17 @@ def evaluate_notions(
     eps: float = 0.12,
     alpha: float = 0.01,
     pgd_steps: tuple[int, ...] = (10, 100),
+    any_iterate: bool = False,
+    restarts: int = 1,
+    pool: Tensor | None = None,
 ) -> dict[str, float]:
     """One row of the cross table: ``keep``'s size and its sufficiency under every notion.
 
     Returns ``size`` (mean fraction kept), ``baseline``, ``probabilistic`` (uniform fills,
-    ``n_draws``) and ``PGD-k`` for each ``k`` in ``pgd_steps`` (ε = ``eps``, step ``alpha``).
-    Seeded: the same arguments give the same numbers.
+    ``n_draws``), ``data fill`` when a ``pool (M, *shape)`` of real inputs is given (each fill
+    the pixels of a random pool image), and ``PGD-k`` for each ``k`` in ``pgd_steps`` (ε =
+    ``eps``, step ``alpha``, ``restarts`` random starts, every iterate checked when
+    ``any_iterate``). Seeded: the same arguments give the same numbers.
     """
     g = seeding.generator(seed)
     row = {
@@ -266,18 +276,46 @@ def evaluate_notions(
             model, x, keep, "probabilistic", n_draws=n_draws, generator=g
         ),
     }
+    if pool is not None:
+        row["data fill"] = sufficiency_rate(
+            model, x, keep, "probabilistic", n_draws=n_draws, pool=pool, generator=g
+        )
     for steps in pgd_steps:
         row[f"PGD-{steps}"] = sufficiency_rate(
-            model, x, keep, "robust", eps=eps, alpha=alpha, steps=steps, generator=g
-        )
+            model, x, keep, "robust", eps=eps, alpha=alpha, steps=steps, restarts=restarts,
+            any_iterate=any_iterate, generator=g,
+        )  # fmt: skip
     return row
+
+
+def credit_over_random(
+    rate: Callable[[Tensor], float],
+    keep: Tensor,
+    generator: torch.Generator | None = None,
+    draws: int = 1,
+) -> float:
+    """How much an explanation adds over a mask that selects nothing in particular.
+
+    ``rate(mask) -> float`` is a sufficiency rate (any notion, one model, fixed inputs);
+    ``keep (N, *shape)`` the explanation. Returns ``rate(keep)`` minus the mean of
+    ``rate(random_mask_like(keep))`` over ``draws`` random masks with as many features per row.
+    It is about 0 for a random or an empty explanation, and for any explanation of a network
+    whose prediction survives whatever is kept (a robust network, a constant one): the part of
+    a rate that the network earns on its own, or that size alone buys, cancels out.
+    """
+    if isinstance(draws, bool) or not isinstance(draws, int) or draws < 1:
+        raise ValueError(f"draws must be a positive int, got {draws!r}")
+    control = sum(rate(random_mask_like(keep, generator)) for _ in range(draws)) / draws
+    return float(rate(keep)) - float(control)
 
 
 def random_mask_like(keep: Tensor, generator: torch.Generator | None = None) -> Tensor:
     """A control: per row, a uniformly random mask with as many kept features as ``keep``."""
     flat = keep.flatten(1)
     device = generator.device if generator is not None else keep.device
-    ranks = torch.rand(flat.shape, generator=generator, device=device).argsort(1).argsort(1)
+    order = torch.rand(flat.shape, generator=generator, device=device).argsort(1)
+    ranks = torch.empty_like(order)  # the rank of every feature in its row's random order
+    ranks.scatter_(1, order, torch.arange(flat.shape[1], device=device).expand_as(order))
     return (ranks.to(keep.device) < flat.sum(1, keepdim=True)).view(keep.shape)
 
 
@@ -317,6 +355,27 @@ def mask_transplant(
         "shape_only_owner_class": (shape_only == pred[a]).float().mean().item(),
         "pairs": int(pairs.sum()),
     }
+
+
+def silhouette_reading(
+    reader, keep: Tensor, classes: Tensor, value: float = 0.25, baseline: float = 0.0
+) -> float:
+    """Does a mask's bare shape name a class? ``reader`` sees only the silhouette of each mask.
+
+    Each row of ``keep (N, *shape)`` is drawn as a flat image: ``value`` (a dim grey, far from
+    the ink of a stroke) on the kept features, ``baseline`` elsewhere, no pixel of any input.
+    Returns the fraction of rows where ``reader`` (a model, or any callable giving logits)
+    predicts ``classes (N,)`` — e.g. the class the mask's owner predicted for its own input. Hold
+    the masks fixed and swap the reader to ask *who* can read the class off the shape: a reader
+    that never saw a mask in training reads it only if the shape itself looks like the class.
+    """
+    if not isinstance(keep, Tensor) or keep.dtype != torch.bool or keep.ndim < 2:
+        raise TypeError("keep must be a bool Tensor of shape (N, *shape)")
+    if not isinstance(classes, Tensor) or classes.shape != keep.shape[:1]:
+        raise ValueError(f"classes must be a Tensor of shape ({len(keep)},)")
+    image = torch.where(keep, float(value), float(baseline)).float()
+    with evaluating(reader):
+        return (_predict(reader, image) == classes.to(image.device)).float().mean().item()
 
 
 def drop_one_redundancy(model, x: Tensor, keep: Tensor, baseline: float = 0.0) -> Tensor:

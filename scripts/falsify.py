@@ -3,6 +3,8 @@
     python scripts/falsify.py                          # every notebook -> docs/falsification.md
     python scripts/falsify.py notebooks/02_and_mask.ipynb --twins and-mask-keeps-nothing
     python scripts/falsify.py --list                   # the registered twins, per notebook
+    python scripts/falsify.py --shard 1/3 --json shard-1.json   # one machine's share of the runs
+    python scripts/falsify.py --merge shard-*.json     # -> docs/falsification.md
 
 ``make falsify`` runs this. For every notebook, each null twin registered for it in
 ``scripts/twins/`` is swapped in right after the setup cell (``twins.apply``), and the notebook
@@ -17,6 +19,10 @@ registered twin, unless its message starts with ``identity:`` or ``property:`` (
 an identity or a property check that no twin of a method applies to); and every twin breaks at
 least one assert (a twin that breaks nothing tests nothing). The exit status is 1 when either
 fails, or when a twin's run raised an error (a twin must run, not crash).
+
+As with ``scripts/robustness.py``, ``--shard k/n`` runs the k-th of n parts of the twin runs (a
+deterministic split balanced by the notebooks' measured times) and writes only its JSON, and
+``--merge`` checks that the n parts hold every twin run once and writes the same report.
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(SCRIPTS))
 import robustness  # noqa: E402
+import times  # noqa: E402
 import twins  # noqa: E402
 
 REPORT = ROOT / "docs" / "falsification.md"
@@ -149,7 +156,13 @@ def _crashes(errors: list[dict]) -> list[dict]:
     return [e for e in errors if not e["error"].startswith("AssertionError")]
 
 
-def write_report(summary: dict, wall: float, target: Path) -> bool:
+def write_report(
+    summary: dict,
+    wall: float,
+    target: Path,
+    machine: str | None = None,
+    shards: dict | None = None,
+) -> bool:
     v = verdict(summary)
     n_twins = sum(len(nb["twins"]) for nb in summary.values())
     n_asserts = sum(len(nb["asserts"]) for nb in summary.values())
@@ -158,9 +171,18 @@ def write_report(summary: dict, wall: float, target: Path) -> bool:
         "",
         "Written by `make falsify` (`scripts/falsify.py`); do not edit by hand.",
         "",
-        f"- Date: {date.today().isoformat()}; machine: {robustness._machine()}.",
+        f"- Date: {date.today().isoformat()}; machine: {machine or robustness._machine()}.",
         f"- {n_twins} twin runs over {len(summary)} notebooks ({n_asserts} asserts), base seed 0, "
         f"torch's default CPU kernels, two kernels at a time; {wall / 60:.1f} minutes in all.",
+        *(
+            [
+                f"- Split into {shards['n']} shards run on separate machines (`--shard k/n`) and "
+                f"merged (`--merge`): the longest shard took {wall / 60:.1f} minutes, "
+                f"{shards['machine_time'] / 60:.1f} minutes of machine time in all."
+            ]
+            if shards
+            else []
+        ),
         f"- **Every assert broken by a twin (or labelled identity/property), every twin breaking "
         f"an assert, no twin's run crashing: {'yes' if v['ok'] else 'NO'}.**",
         "",
@@ -219,14 +241,87 @@ def write_report(summary: dict, wall: float, target: Path) -> bool:
     return v["ok"]
 
 
+def shard_jobs(jobs: list[tuple[Path, str]], k: int, n: int) -> list[tuple[Path, str]]:
+    """The k-th of n parts of the ``(notebook, twin)`` runs, balanced by measured times."""
+    seconds = times.median_seconds(sorted({path.stem for path, _ in jobs}))
+    parts = times.split(jobs, lambda j: seconds[j[0].stem], n, key=lambda j: (j[0].name, j[1]))
+    return parts[k - 1]
+
+
+def merge(files: list[Path]) -> dict:
+    """The stored runs of n shards as one run; ``SystemExit`` when they do not fit together."""
+    parts = [json.loads(Path(f).read_text()) for f in files]
+    if not parts:
+        raise SystemExit("--merge needs the shards' JSON files")
+    first = parts[0]
+    for f, part in zip(files, parts, strict=True):
+        if "shard" not in part:
+            raise SystemExit(f"{f} is not a shard's JSON (no 'shard' entry)")
+        if part["jobs"] != first["jobs"] or part["notebooks"] != first["notebooks"]:
+            raise SystemExit(f"{f} was cut from another set of twin runs than {files[0]}")
+    shards = [times.parse_shard(p["shard"]) for p in parts]
+    n = shards[0][1]
+    if sorted(shards) != [(k, n) for k in range(1, n + 1)]:
+        got = ", ".join(p["shard"] for p in parts)
+        raise SystemExit(f"--merge needs shards 1/{n} to {n}/{n} once each, got {got}")
+    runs = [r for p in parts for r in p["runs"]]
+    have = [[r["notebook"], r["twin"]] for r in runs]
+    want = [[Path(nb).name, twin] for nb, twin in first["jobs"]]
+    if sorted(have) != sorted(want):
+        raise SystemExit("the shards do not hold every twin run exactly once")
+    order = {(Path(nb).name, twin): i for i, (nb, twin) in enumerate(first["jobs"])}
+    return {
+        "notebooks": first["notebooks"],
+        "wall": max(p["wall"] for p in parts),
+        "machine_time": sum(p["wall"] for p in parts),
+        "shards": n,
+        "machines": sorted({p.get("machine", "unknown") for p in parts}),
+        "runs": sorted(runs, key=lambda r: order[(r["notebook"], r["twin"])]),
+    }
+
+
+def _relative(path: Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def _notebook_path(stored: str) -> Path:
+    path = Path(stored)
+    return path if path.is_absolute() else ROOT / path
+
+
+def _print_verdict(summary: dict) -> None:
+    v = verdict(summary)
+    for name in summary:
+        for message in v["unbroken"][name]:
+            print(f"unbroken: {name}: {message}")
+        for twin_name in v["idle"][name]:
+            print(f"breaks nothing: {name}: {twin_name}")
+        for twin_name in v["crashed"][name]:
+            print(f"raised an error: {name}: {twin_name}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path)
     parser.add_argument("--twins", nargs="+", default=None, help="only these twins")
     parser.add_argument("--jobs", type=int, default=2, help="kernels at a time")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
-    parser.add_argument("--report", type=Path, default=REPORT)
-    parser.add_argument("--json", type=Path, default=ROOT / "build" / "falsification.json")
+    parser.add_argument(
+        "--report", type=Path, default=None, help=f"default {REPORT.relative_to(ROOT)}"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="default build/falsification.json")
+    parser.add_argument(
+        "--shard", metavar="K/N", default=None, help="run the k-th of n parts, write its --json"
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="SHARD_JSON",
+        default=None,
+        help="merge the JSON files of the n shards into the report (runs nothing)",
+    )
     parser.add_argument("--list", action="store_true", help="print the registry and exit")
     parser.add_argument("--worker", nargs=3, metavar=("NOTEBOOK", "TWIN", "OUT"))
     args = parser.parse_args(argv)
@@ -234,6 +329,28 @@ def main(argv: list[str] | None = None) -> int:
         notebook, twin_name, out = args.worker
         Path(out).write_text(json.dumps(run_twin(Path(notebook), twin_name, args.timeout)))
         return 0
+    if args.shard and args.merge:
+        parser.error("--shard and --merge do not combine")
+    shard = times.parse_shard(args.shard) if args.shard else None
+    report = args.report or (None if shard else REPORT)
+    json_path = args.json or (
+        ROOT / "build" / (f"falsification-shard-{shard[0]}.json" if shard else "falsification.json")
+    )
+    if args.merge:
+        stored = merge(args.merge)
+        summary = summarize([_notebook_path(nb) for nb in stored["notebooks"]], stored["runs"])
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(stored, indent=1))
+        ok = write_report(
+            summary,
+            stored["wall"],
+            report,
+            machine=" / ".join(stored["machines"]),
+            shards={"n": stored["shards"], "machine_time": stored["machine_time"]},
+        )
+        _print_verdict(summary)
+        print(f"merged {stored['shards']} shards into {report}; the standard holds: {ok}")
+        return 0 if ok else 1
     every_notebook = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     notebooks = [p.resolve() for p in args.notebooks] or every_notebook
     if args.list:
@@ -248,8 +365,16 @@ def main(argv: list[str] | None = None) -> int:
         for t in twins.for_notebook(path.stem)
         if args.twins is None or t.name in args.twins
     ]
-    jobs.sort(key=lambda j: -j[0].stat().st_size)  # longest first, so the two kernels end together
-    print(f"{len(jobs)} twin runs over {len(notebooks)} notebooks", flush=True)
+    seconds = times.median_seconds([p.stem for p in notebooks])
+    jobs.sort(key=lambda j: (-seconds[j[0].stem], j[0].name))  # longest first: kernels end together
+    all_jobs = [[_relative(path), name] for path, name in jobs]
+    if shard:
+        jobs = shard_jobs(jobs, *shard)
+    print(
+        f"{len(jobs)} twin runs over {len(notebooks)} notebooks"
+        + (f", shard {args.shard}" if shard else ""),
+        flush=True,
+    )
     start = time.perf_counter()
     runs = []
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
@@ -264,19 +389,25 @@ def main(argv: list[str] | None = None) -> int:
             )
             runs.append(r)
     wall = time.perf_counter() - start
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    if shard:
+        stored = {
+            "shard": args.shard,
+            "notebooks": [_relative(p) for p in notebooks],
+            "jobs": all_jobs,
+            "machine": robustness._machine(),
+            "wall": wall,
+            "runs": runs,
+        }
+        json_path.write_text(json.dumps(stored, indent=1))
+        crashed = [r for r in runs if _crashes(r["errors"])]
+        print(f"wrote shard {args.shard} to {json_path} in {wall / 60:.1f} min")
+        return 1 if crashed else 0  # the standard is judged on the merged runs
     summary = summarize(notebooks, runs)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"wall": wall, "runs": runs}, indent=1))
-    ok = write_report(summary, wall, args.report)
-    v = verdict(summary)
-    for name in summary:
-        for message in v["unbroken"][name]:
-            print(f"unbroken: {name}: {message}")
-        for twin_name in v["idle"][name]:
-            print(f"breaks nothing: {name}: {twin_name}")
-        for twin_name in v["crashed"][name]:
-            print(f"raised an error: {name}: {twin_name}")
-    print(f"wrote {args.report} in {wall / 60:.1f} min; the standard holds: {ok}")
+    json_path.write_text(json.dumps({"wall": wall, "runs": runs}, indent=1))
+    ok = write_report(summary, wall, report)
+    _print_verdict(summary)
+    print(f"wrote {report} in {wall / 60:.1f} min; the standard holds: {ok}")
     return 0 if ok else 1
 
 

@@ -3,6 +3,8 @@
     python scripts/robustness.py                      # the full matrix -> docs/robustness.md
     python scripts/robustness.py --seeds 0 1 --paths default notebooks/06_capstone.ipynb
     python scripts/robustness.py --update notebooks/02_and_mask.ipynb   # re-run one, keep the rest
+    python scripts/robustness.py --shard 2/4 --json shard-2.json        # one machine's share
+    python scripts/robustness.py --merge shard-*.json                   # -> docs/robustness.md
 
 ``make robustness`` runs this. Every notebook is executed top to bottom under each base seed
 (``HVNOTES_SEED``, default 0-4) and each float path this machine offers:
@@ -22,6 +24,13 @@ as ``make nbtest`` compares them. The report, ``docs/robustness.md``, gives for 
 its wall time and, for each assert (named by its message), in how many runs it held; then
 every cell whose sanitized output differed from the committed one. A claim that does not hold
 in every run is not a claim the course may assert.
+
+The matrix can be split over machines (CI runners): ``--shard k/n`` runs the k-th of n parts
+(a deterministic split that balances the notebooks' measured times in ``hvnotes/times.json``)
+and writes only its JSON; ``--merge`` reads the n JSON files, checks that together they hold
+every run of the matrix exactly once, and writes the same report a single run writes. With
+``--times FILE`` (``make robustness``) the runs on torch's default CPU kernels are recorded as
+each notebook's measured times (see ``scripts/times.py``).
 """
 
 from __future__ import annotations
@@ -30,7 +39,6 @@ import argparse
 import ast
 import json
 import os
-import platform
 import re
 import statistics
 import subprocess
@@ -47,6 +55,7 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import times  # noqa: E402  (scripts/times.py: the measured times, shards)
 from run_notebooks import KERNEL_ENV  # noqa: E402
 
 SANITIZER = ROOT / "tests" / "nbval_sanitize.cfg"
@@ -403,20 +412,7 @@ def summarize(paths: list[Path], runs: list[dict]) -> dict:
 
 
 def _machine() -> str:
-    import torch
-
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return (
-        f"{cpu}, {os.cpu_count()} cores; torch {torch.__version__} "
-        f"(default CPU kernels: {torch.backends.cpu.get_cpu_capability()})"
-    )
+    return times.machine()
 
 
 def _num(value: float) -> str:
@@ -428,8 +424,18 @@ def _cell(text: str) -> str:
 
 
 def write_report(
-    summary: dict, seeds, paths, wall: float, target: Path, updated: dict | None = None
+    summary: dict,
+    seeds,
+    paths,
+    wall: float,
+    target: Path,
+    updated: dict | None = None,
+    machine: str | None = None,
+    shards: dict | None = None,
 ) -> bool:
+    """Write the report; ``machine``: where the runs ran (this machine by default); ``shards``:
+    ``{"n", "machine_time"}`` when the runs come from ``--merge`` (then ``wall`` is the longest
+    shard's)."""
     all_held = all(
         nb["runs_all_held"] == nb["runs"] and not nb["errors"] for nb in summary.values()
     )
@@ -439,10 +445,19 @@ def write_report(
         "",
         "Written by `make robustness` (`scripts/robustness.py`); do not edit by hand.",
         "",
-        f"- Date: {date.today().isoformat()}; machine: {_machine()}.",
+        f"- Date: {date.today().isoformat()}; machine: {machine or _machine()}.",
         f"- Matrix: base seeds {', '.join(map(str, seeds))} (`HVNOTES_SEED`) × float paths "
         f"{', '.join(f'`{p}`' for p in paths)} = {n_runs} runs of every notebook; two kernels at a "
         f"time; {wall / 60:.1f} minutes in all.",
+        *(
+            [
+                f"- Split into {shards['n']} shards run on separate machines (`--shard k/n`) and "
+                f"merged (`--merge`): the longest shard took {wall / 60:.1f} minutes, "
+                f"{shards['machine_time'] / 60:.1f} minutes of machine time in all."
+            ]
+            if shards
+            else []
+        ),
         *(
             [
                 f"- Updated {updated['date']}: {', '.join(f'`{n}`' for n in updated['notebooks'])}"
@@ -513,6 +528,96 @@ def write_report(
     return all_held
 
 
+def _relative(path: Path) -> str:
+    path = Path(path).resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
+def _notebook_path(stored: str) -> Path:
+    path = Path(stored)
+    return path if path.is_absolute() else ROOT / path
+
+
+def canonical(runs: list[dict], paths: list[str]) -> list[dict]:
+    """Runs in one fixed order (notebook, float path as listed, seed), whichever machine or
+    shard ran them when: the report lists failures in this order."""
+    order = {p: i for i, p in enumerate(paths)}
+    return sorted(runs, key=lambda r: (r["notebook"], order.get(r["path"], len(order)), r["seed"]))
+
+
+def job_seconds(notebooks: list[Path]) -> dict[str, float]:
+    """Each notebook's expected run time, from the measured times (the shards' balance)."""
+    return times.median_seconds([p.stem for p in notebooks])
+
+
+def shard_jobs(jobs: list[tuple], k: int, n: int) -> list[tuple]:
+    """The k-th of n parts of the matrix's ``(notebook, seed, path)`` jobs: the same split on
+    every machine (it depends only on the jobs and the committed times)."""
+    seconds = job_seconds(sorted({j[0] for j in jobs}))
+    parts = times.split(
+        jobs, lambda j: seconds[j[0].stem], n, key=lambda j: (j[0].name, j[1], j[2])
+    )
+    return parts[k - 1]
+
+
+def merge(files: list[Path]) -> dict:
+    """The stored runs of n shards as one run of the whole matrix; raises ``SystemExit`` when
+    the shards do not fit together (other seeds, paths or notebooks, a shard missing or twice,
+    a run missing or twice)."""
+    parts = [json.loads(Path(f).read_text()) for f in files]
+    if not parts:
+        raise SystemExit("--merge needs the shards' JSON files")
+    first = parts[0]
+    for f, part in zip(files, parts, strict=True):
+        if "shard" not in part:
+            raise SystemExit(f"{f} is not a shard's JSON (no 'shard' entry)")
+        for key in ("seeds", "paths", "notebooks"):
+            if part[key] != first[key]:
+                raise SystemExit(f"{f}: {key} {part[key]} differ from {files[0]}'s {first[key]}")
+    shards = [times.parse_shard(p["shard"]) for p in parts]
+    n = shards[0][1]
+    if sorted(shards) != [(k, n) for k in range(1, n + 1)]:
+        got = ", ".join(p["shard"] for p in parts)
+        raise SystemExit(f"--merge needs shards 1/{n} to {n}/{n} once each, got {got}")
+    runs = [r for p in parts for r in p["runs"]]
+    names = [Path(nb).name for nb in first["notebooks"]]
+    want = {(nb, seed, path) for nb in names for seed in first["seeds"] for path in first["paths"]}
+    have = [(r["notebook"], r["seed"], r["path"]) for r in runs]
+    if len(have) != len(set(have)) or set(have) != want:
+        missing = sorted(want - set(have))
+        twice = sorted({h for h in have if have.count(h) > 1})
+        raise SystemExit(
+            f"the shards do not hold the matrix once: missing {missing}, twice {twice}"
+        )
+    machines = sorted({p.get("machine", "unknown") for p in parts})
+    return {
+        "seeds": first["seeds"],
+        "paths": first["paths"],
+        "notebooks": first["notebooks"],
+        "wall": max(p["wall"] for p in parts),
+        "machine_time": sum(p["wall"] for p in parts),
+        "shards": n,
+        "machines": machines,
+        "runs": runs,
+    }
+
+
+def record_times(runs: list[dict], notebooks: list[Path], target: Path, jobs: int) -> None:
+    """Each notebook's wall times on torch's default CPU kernels (what a learner runs), into the
+    course's data file of measured times."""
+    seconds = {}
+    for path in notebooks:
+        mine = [r for r in runs if r["notebook"] == path.name]
+        default = [r["seconds"] for r in mine if r["path"] == "default"]
+        seconds[path] = default or [r["seconds"] for r in mine]
+    seeds = sorted({r["seed"] for r in runs})
+    source = (
+        f"make robustness (its runs on torch's default CPU kernels, base seeds "
+        f"{seeds[0]}-{seeds[-1]}, {jobs} kernel{'s' if jobs > 1 else ''} at a time)"
+    )
+    times.record(seconds, source, path=target)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("notebooks", nargs="*", type=Path)
@@ -520,13 +625,35 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paths", nargs="+", choices=sorted(PATH_ENV), default=None)
     parser.add_argument("--jobs", type=int, default=2, help="kernels at a time")
     parser.add_argument("--timeout", type=int, default=900, help="seconds per cell")
-    parser.add_argument("--report", type=Path, default=REPORT)
-    parser.add_argument("--json", type=Path, default=ROOT / "build" / "robustness.json")
+    parser.add_argument(
+        "--report", type=Path, default=None, help=f"default {REPORT.relative_to(ROOT)}"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="default build/robustness.json")
     parser.add_argument(
         "--update",
         action="store_true",
         help="re-run only the notebooks given and keep the other notebooks' runs from --json "
         "(same seeds and paths); the report then covers every notebook",
+    )
+    parser.add_argument(
+        "--shard",
+        metavar="K/N",
+        default=None,
+        help="run only the k-th of n parts of the matrix and write its --json (no report)",
+    )
+    parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        metavar="SHARD_JSON",
+        default=None,
+        help="merge the JSON files of the n shards into the report (runs nothing)",
+    )
+    parser.add_argument(
+        "--times",
+        type=Path,
+        default=None,
+        help="record the measured times in this data file (make robustness: hvnotes/times.json)",
     )
     parser.add_argument(
         "--second-cpu-capability",
@@ -544,6 +671,33 @@ def main(argv: list[str] | None = None) -> int:
         result = run_one(Path(notebook), int(seed), float_path, args.timeout)
         Path(out).write_text(json.dumps(result))
         return 0
+    if sum(map(bool, (args.shard, args.merge, args.update))) > 1:
+        parser.error("--shard, --merge and --update do not combine")
+    shard = times.parse_shard(args.shard) if args.shard else None
+    report = args.report or (None if shard else REPORT)
+    json_path = args.json or (
+        ROOT / "build" / (f"robustness-shard-{shard[0]}.json" if shard else "robustness.json")
+    )
+    if args.merge:
+        stored = merge(args.merge)
+        notebooks = [_notebook_path(nb) for nb in stored["notebooks"]]
+        stored["runs"] = canonical(stored["runs"], stored["paths"])
+        summary = summarize(notebooks, stored["runs"])
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        json_path.write_text(json.dumps(stored, indent=1))
+        all_held = write_report(
+            summary,
+            stored["seeds"],
+            stored["paths"],
+            stored["wall"],
+            report,
+            machine=" / ".join(stored["machines"]),
+            shards={"n": stored["shards"], "machine_time": stored["machine_time"]},
+        )
+        if args.times:
+            record_times(stored["runs"], notebooks, args.times, args.jobs)
+        print(f"merged {stored['shards']} shards into {report}; every assert held: {all_held}")
+        return 0 if all_held else 1
     paths = args.paths or available_paths()
     every_notebook = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     notebooks = [p.resolve() for p in args.notebooks] or every_notebook
@@ -551,10 +705,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.update:
         if not args.notebooks:
             raise SystemExit("--update needs the notebooks to re-run")
-        stored = json.loads(args.json.read_text())
+        stored = json.loads(json_path.read_text())
         if stored["seeds"] != args.seeds or stored["paths"] != paths:
             raise SystemExit(
-                f"--update: {args.json} holds seeds {stored['seeds']} x paths {stored['paths']}, "
+                f"--update: {json_path} holds seeds {stored['seeds']} x paths {stored['paths']}, "
                 f"not {args.seeds} x {paths}"
             )
         names = {p.name for p in notebooks}
@@ -562,9 +716,15 @@ def main(argv: list[str] | None = None) -> int:
         # earlier reports did not store their wall time: two kernels at a time, about half the sum
         earlier_wall = stored.get("wall", sum(r["seconds"] for r in stored["runs"]) / args.jobs)
     jobs = [(nb, seed, p) for p in paths for seed in args.seeds for nb in notebooks]
-    # longest notebooks first (by their size on disk, a cheap proxy), so the two kernels finish together
-    jobs.sort(key=lambda j: -j[0].stat().st_size)
-    print(f"{len(jobs)} runs: {len(notebooks)} notebooks x seeds {args.seeds} x paths {paths}")
+    # longest notebooks first (by their measured times), so the kernels finish together
+    seconds = job_seconds(notebooks)
+    jobs.sort(key=lambda j: (-seconds[j[0].stem], j[0].name))
+    if shard:
+        jobs = shard_jobs(jobs, *shard)
+    print(
+        f"{len(jobs)} runs: {len(notebooks)} notebooks x seeds {args.seeds} x paths {paths}"
+        + (f", shard {args.shard}" if shard else "")
+    )
     start = time.perf_counter()
     runs = []
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
@@ -580,7 +740,27 @@ def main(argv: list[str] | None = None) -> int:
             )
             runs.append(r)
     wall = time.perf_counter() - start
+    if shard:
+        json_path.parent.mkdir(parents=True, exist_ok=True)
+        stored = {
+            "shard": args.shard,
+            "seeds": args.seeds,
+            "paths": paths,
+            "notebooks": [_relative(p) for p in notebooks],
+            "machine": _machine(),
+            "wall": wall,
+            "runs": runs,
+        }
+        json_path.write_text(json.dumps(stored, indent=1))
+        ok = all(rec["held"] for r in runs for rec in r["records"]) and not any(
+            r["errors"] for r in runs
+        )
+        if report:  # a shard's own report, if asked for (covers only its runs)
+            write_report(summarize(notebooks, runs), args.seeds, paths, wall, report)
+        print(f"wrote shard {args.shard} to {json_path} in {wall / 60:.1f} min; all held: {ok}")
+        return 0 if ok else 1
     updated = None
+    ran = list(notebooks)
     if args.update:
         updated = {
             "date": date.today().isoformat(),
@@ -588,13 +768,18 @@ def main(argv: list[str] | None = None) -> int:
             "wall": wall,
         }
         runs, notebooks, wall = kept + runs, every_notebook, earlier_wall + wall
+    runs = canonical(runs, paths)
     summary = summarize(notebooks, runs)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
+    json_path.parent.mkdir(parents=True, exist_ok=True)
     stored = {"seeds": args.seeds, "paths": paths, "wall": wall, "runs": runs}
-    args.json.write_text(json.dumps(stored, indent=1))
-    all_held = write_report(summary, args.seeds, paths, wall, args.report, updated)
+    json_path.write_text(json.dumps(stored, indent=1))
+    all_held = write_report(summary, args.seeds, paths, wall, report, updated)
+    if args.times:
+        record_times(
+            [r for r in runs if r["notebook"] in {p.name for p in ran}], ran, args.times, args.jobs
+        )
     print(
-        f"wrote {args.report.relative_to(ROOT) if args.report.is_relative_to(ROOT) else args.report}"
+        f"wrote {report.relative_to(ROOT) if report.is_relative_to(ROOT) else report}"
         f" in {wall / 60:.1f} min; every assert held in every run: {all_held}"
     )
     return 0 if all_held else 1

@@ -328,3 +328,135 @@ def test_check_bound_constant_rejects_the_papers_constant(capsys):
     assert checks.check_bound_constant(c.bound_constant)
     assert not checks.check_bound_constant(lambda a, b: c.bound_constant(a, b) * 2)
     assert "✗ bound_constant" in capsys.readouterr().out
+
+
+# --- the score's control, the mask's twins, moved landscapes, the patchwork's splits ----------
+
+
+def test_score_without_the_component_counts_a_distant_valley():
+    axes = [np.linspace(-2, 5, 176)] * 2
+    losses = c.evaluate_on_grid(c.crossing_valleys, axes)
+    star = c.nearest_index(axes, [0, 0])
+    assert c.inconsistency_score(losses, star, 0.02) < 0.05
+    # A is zero on its whole valley theta_1 = 3, where B's loss is large: the loose score sees it
+    loose = c.inconsistency_score(losses, star, 0.02, connected=False)
+    region = np.abs(losses[0] - losses[0][star]) <= 0.02
+    assert loose == pytest.approx(max(np.abs(losses[1][region]).max(), 0.0)) and loose > 0.5
+    # on a landscape whose sublevel sets are connected, both agree
+    h = np.array([np.diag([0.05, 1.0]), np.diag([1.0, 0.05])])
+    q_axes = grid_for(h, 0.01, n=301)
+    q = c.evaluate_on_grid(lambda t: c.quadratic_losses(t, h), q_axes)
+    q_star = c.nearest_index(q_axes, [0, 0])
+    assert c.inconsistency_score(q, q_star, 0.01, connected=False) == c.inconsistency_score(
+        q, q_star, 0.01
+    )
+
+
+def test_shuffled_mask_keeps_as_many_entries_in_other_places():
+    mask = (torch.rand(50, 2, generator=torch.Generator().manual_seed(0)) < 0.3).double()
+    shuffled = c.shuffled_mask(mask, torch.Generator().manual_seed(1))
+    assert shuffled.shape == mask.shape and shuffled.dtype == mask.dtype
+    assert shuffled.sum() == mask.sum() and not torch.equal(shuffled, mask)
+    again = c.shuffled_mask(mask, torch.Generator().manual_seed(1))
+    assert torch.equal(shuffled, again)  # seeded: the same draw
+    with pytest.raises(TypeError, match="mask"):
+        c.shuffled_mask(np.ones(3))
+
+
+def test_masks_of_gradient_descent():
+    theta0 = torch.tensor([[1.0, -2.0], [0.5, 3.0]], dtype=torch.float64)
+    # keeps nothing: only the decay acts, theta_k = (1 - lr wd)^k theta0
+    path = c.gradient_descent(
+        c.crossing_valleys, theta0, 5, 0.3, tau=1.0, weight_decay=0.1, mask="nothing"
+    )
+    np.testing.assert_allclose(path[-1].numpy(), (1 - 0.03) ** 5 * theta0.numpy(), rtol=1e-12)
+
+    # A pulls coordinate 0 up, B pulls it down; both pull coordinate 1 down: the AND-mask keeps
+    # exactly coordinate 1 of each point, the random mask keeps one coordinate per point on average
+    def opposed(t):
+        return torch.stack([t[:, 0] + t[:, 1], -t[:, 0] + t[:, 1]])
+
+    many = torch.zeros(400, 2, dtype=torch.float64)
+    masked = c.gradient_descent(opposed, many, 1, 0.1, tau=1.0)
+    assert (masked[-1][:, 0] == 0).all() and (masked[-1][:, 1] == -0.1).all()
+    gen = torch.Generator().manual_seed(0)
+    rand = c.gradient_descent(opposed, many, 1, 0.1, tau=1.0, mask="random", generator=gen)
+    moved_1 = rand[-1][:, 1] != 0  # coordinate 0 has mean gradient 0 wherever it is kept
+    assert 150 < int(moved_1.sum()) < 250  # about half of the 400 kept entries land there
+    with pytest.raises(ValueError, match="mask"):
+        c.gradient_descent(opposed, many, 1, 0.1, tau=1.0, mask="xor")
+
+
+def test_moved_landscape_is_the_same_landscape_shifted():
+    theta = torch.tensor([[0.3, -1.2], [3.0, 3.0]], dtype=torch.float64)
+    offset = torch.tensor([-2.0, 1.5], dtype=torch.float64)
+    np.testing.assert_allclose(
+        c.moved(c.crossing_valleys, offset)(theta + offset).numpy(),
+        c.crossing_valleys(theta).numpy(),
+        atol=1e-14,
+    )
+    per_point = torch.stack([offset, -offset])  # (N, d): each point its own offset
+    np.testing.assert_allclose(
+        c.moved(c.crossing_valleys, per_point)(theta + per_point).numpy(),
+        c.crossing_valleys(theta).numpy(),
+        atol=1e-14,
+    )
+
+
+def test_landing_shares_sum_to_one():
+    shares = c.landing_shares([[0, 0], [3, 3.1], [1, 1], [0.1, 0]], [[0, 0], [3, 3]], 0.25, "CP")
+    assert shares == {"in C": 0.5, "in P": 0.25, "elsewhere": 0.25}
+    with pytest.raises(ValueError, match="names"):
+        c.landing_shares([[0, 0]], [[0, 0], [3, 3]], 0.25, ["C"])
+
+
+def test_patchwork_splits_hold_the_same_inputs():
+    theta = torch.tensor(c.PATCHWORK_THETA, dtype=torch.float64)
+    halves = c.patchwork_losses(theta, split="halves")
+    interleaved = c.patchwork_losses(theta, split="interleaved")
+    assert halves.mean() == pytest.approx(float(interleaved.mean()), rel=1e-12)  # same pooled loss
+    varied = theta.clone()
+    varied[5] = -0.5  # neuron 2 acts on B's half only
+    assert abs(c.patchwork_losses(varied)[0] - halves[0]) < 1e-6
+    both = c.patchwork_losses(varied, split="interleaved")
+    assert both.min() > 100 * interleaved.max()  # interleaved, both environments see it
+    with pytest.raises(ValueError, match="split"):
+        c.patchwork_losses(theta, split="random")
+
+
+def test_patchwork_slice_matches_pointwise_losses():
+    theta = torch.tensor(c.PATCHWORK_THETA, dtype=torch.float64)
+    axes = [np.array([0.5, 1.0]), np.array([-0.5, 1.0, 2.0])]
+    grid = c.patchwork_slice(theta, axes)
+    assert grid.shape == (2, 2, 3)
+    point = theta.clone()
+    point[4], point[5] = 0.5, 2.0
+    np.testing.assert_allclose(grid[:, 0, 2], c.patchwork_losses(point).numpy(), rtol=1e-12)
+
+
+def test_fit_patchwork_lowers_the_pooled_loss_of_each_start():
+    theta0 = torch.tensor(
+        [[40.0, -18.0, 40.0, -30.0, 0.8, 1.2], [20.0, -5.0, 30.0, -20.0, 1.0, 1.0]],
+        dtype=torch.float64,
+    )
+    before = c.patchwork_losses(theta0).mean(0)
+    fitted, after = c.fit_patchwork(theta0, steps=200, lr=0.05)
+    assert fitted.shape == (2, 6) and (after < before).all()
+    np.testing.assert_allclose(after.numpy(), c.patchwork_losses(fitted).mean(0).numpy())
+    alone, _ = c.fit_patchwork(theta0[:1], steps=200, lr=0.05)  # starts do not interact
+    np.testing.assert_allclose(alone[0].numpy(), fitted[0].numpy(), rtol=1e-9)
+
+
+def test_check_proposition_slip(capsys):
+    assert checks.check_proposition_slip(lambda: (4, 4.0))
+    assert capsys.readouterr().out.startswith("✓ proposition_slip")
+    for wrong in (lambda: (5, 4.0), lambda: (4, 2.0), lambda: 4, lambda: ("4", 4)):
+        assert not checks.check_proposition_slip(wrong)
+        out = capsys.readouterr().out
+        assert out.startswith("✗ proposition_slip") and "line 4" not in out
+
+    def not_yet():
+        raise NotImplementedError
+
+    assert not checks.check_proposition_slip(not_yet)
+    assert "not implemented yet" in capsys.readouterr().out

@@ -6,6 +6,7 @@ registry is checked against the package and the notebooks here.
 """
 
 import importlib.util
+import json
 import sys
 import types
 from pathlib import Path
@@ -169,3 +170,40 @@ def test_report_is_written(toy, tmp_path):
     assert falsify.write_report(summary, 60.0, target) is False
     text = target.read_text()
     assert "| 2 | orphan | **none** ✗ |" in text and "| 1 | claim | `t` |" in text
+
+
+def test_falsify_shards_merge_into_the_runs_of_one(tmp_path):
+    # what each twin run returned (here invented: no kernel runs), split in two shards
+    path = NOTEBOOKS["00_map"]
+    jobs = [(path, t.name) for t in twins.for_notebook("00_map")]
+    all_jobs = [[falsify._relative(p), name] for p, name in jobs]
+    runs = {
+        name: {"notebook": path.name, "twin": name, "records": [], "errors": [], "seconds": 1.0}
+        for _, name in jobs
+    }
+    files = []
+    for k in (1, 2):
+        part = falsify.shard_jobs(jobs, k, 2)
+        out = tmp_path / f"falsify-shard-{k}.json"
+        out.write_text(
+            json.dumps(
+                {
+                    "shard": f"{k}/2",
+                    "notebooks": [falsify._relative(path)],
+                    "jobs": all_jobs,
+                    "machine": "m",
+                    "wall": 1.0,
+                    "runs": [runs[name] for _, name in part],
+                }
+            )
+        )
+        files.append(out)
+    merged = falsify.merge(files)
+    assert merged["runs"] == [runs[name] for _, name in jobs]  # every run once, in job order
+    report = tmp_path / "falsification.md"
+    falsify.write_report(
+        falsify.summarize([path], merged["runs"]), 1.0, report, "m", {"n": 2, "machine_time": 2.0}
+    )
+    assert "Split into 2 shards" in report.read_text()
+    with pytest.raises(SystemExit, match="shards 1/2 to 2/2"):
+        falsify.merge(files[:1])

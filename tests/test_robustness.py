@@ -1,7 +1,9 @@
 """The robustness harness records every assert of a notebook, held or failed, per seed."""
 
 import importlib.util
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -81,3 +83,82 @@ def test_the_cpu_float_paths_run_different_kernels():
         )
         capabilities.add(out.stdout.strip())
     assert len(capabilities) == len(cpu_paths), (cpu_paths, capabilities)
+
+
+# ----------------------------------------------------------------------------- shards
+
+SHARD_NOTEBOOKS = {
+    "01_first.ipynb": [
+        "import os\nseed = int(os.environ['HVNOTES_SEED'])",
+        'assert seed >= 0, "any seed"\nprint("ran")',
+        'assert seed == 0, "only the first seed"',
+    ],
+    "02_second.ipynb": [
+        "import os\nseed = int(os.environ['HVNOTES_SEED'])",
+        'x = 3 * seed\nassert x < 10, f"x = {x} should be small"',
+    ],
+}
+
+
+def _masked_report(path: Path) -> str:
+    """A report with what differs between two runs of the same matrix masked: wall times (the
+    table's last column, the minutes in all) and the line that says the runs were sharded."""
+    lines = [line for line in path.read_text().splitlines() if not line.startswith("- Split into")]
+    text = "\n".join(lines)
+    text = re.sub(r"\| \d+ \[\d+–\d+\] \|$", "| T |", text, flags=re.MULTILINE)
+    return re.sub(r"[\d.]+ minutes in all", "T minutes in all", text)
+
+
+def test_two_shards_merged_equal_one_run(tmp_path):
+    paths = []
+    for name, cells in SHARD_NOTEBOOKS.items():
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+        nbformat.write(nb, tmp_path / name)
+        paths.append(str(tmp_path / name))
+    matrix = ["--seeds", "1", "--paths", "default", "--jobs", "1", *paths]  # 2 runs in all
+    one = robustness.main(
+        [*matrix, "--report", str(tmp_path / "one.md"), "--json", str(tmp_path / "one.json")]
+    )
+    shard_runs = []
+    for k in (1, 2):
+        out = tmp_path / f"shard-{k}.json"
+        robustness.main([*matrix, "--shard", f"{k}/2", "--json", str(out)])
+        shard_runs.append(json.loads(out.read_text())["runs"])
+    assert [len(r) for r in shard_runs] == [1, 1]  # one notebook each
+    merged = robustness.main(
+        [
+            "--merge",
+            str(tmp_path / "shard-1.json"),
+            str(tmp_path / "shard-2.json"),
+            "--report",
+            str(tmp_path / "merged.md"),
+            "--json",
+            str(tmp_path / "merged.json"),
+        ]
+    )
+    assert one == merged == 1  # "only the first seed" failed on seed 1, in both
+    assert _masked_report(tmp_path / "merged.md") == _masked_report(tmp_path / "one.md")
+    assert "Split into 2 shards" in (tmp_path / "merged.md").read_text()
+
+    def runs(path):  # every run's outcome, without its wall time
+        return [
+            {k: v for k, v in r.items() if k != "seconds"}
+            for r in json.loads(path.read_text())["runs"]
+        ]
+
+    assert runs(tmp_path / "merged.json") == runs(tmp_path / "one.json")
+    # a shard missing, or given twice, is refused
+    for files in (["shard-1.json"], ["shard-1.json", "shard-1.json"]):
+        with pytest.raises(SystemExit, match="shards 1/2 to 2/2"):
+            robustness.main(["--merge", *(str(tmp_path / f) for f in files)])
+
+
+def test_shards_split_the_matrix_by_measured_time():
+    a, b = Path("notebooks/00_map.ipynb"), Path("notebooks/01_consistency_of_minima.ipynb")
+    jobs = [(nb, seed, p) for p in ("default", "scalar") for seed in range(5) for nb in (a, b)]
+    parts = [robustness.shard_jobs(jobs, k, 3) for k in (1, 2, 3)]
+    assert sorted(j for part in parts for j in part) == sorted(jobs)
+    assert parts == [robustness.shard_jobs(list(reversed(jobs)), k, 3) for k in (1, 2, 3)]
+    seconds = robustness.job_seconds([a, b])
+    loads = [sum(seconds[j[0].stem] for j in part) for part in parts]
+    assert max(loads) - min(loads) <= max(seconds.values())

@@ -379,24 +379,115 @@ def test_toy_colors_conflict_sets_the_two_rules_against_each_other():
         datasets.toy_colors_conflict(0)
 
 
-def test_check_fae_control_accepts_the_matched_design_and_rejects_confounded_ones(capsys):
-    # three rounds with distinct annotations (none, feature 0, both features)
-    x, _ = shortcut_data(20)
-    masks = [torch.zeros_like(x, dtype=torch.bool), torch.zeros_like(x, dtype=torch.bool)]
-    masks[1][:, 0] = True
-    masks.append(torch.ones_like(x, dtype=torch.bool))
-    rounds = [rrr.Round(None, a, None, None) for a in masks]
-    lams = [1.0, 1.0, 5.0]
+def test_check_fae_control_accepts_every_valid_design_and_rejects_confounded_ones(capsys):
+    # two valid designs that share nothing but the properties: a random area-matched mask, and
+    # the first allowed positions of every example
+    def random_design(rounds, lams, seed, rules):
+        last = len(rounds) - 1
+        a = rrr.area_matched_control(rounds[last].annotations, rules, seed=3)
+        return {"annotations": a, "l2_grads": lams[last], "seed": seed + last}
 
-    def matched(r, lams, seed):
-        return {"annotations": r[1].annotations, "l2_grads": lams[2], "seed": seed + 2}
+    def first_allowed(rounds, lams, seed, rules):
+        a = rounds[-1].annotations
+        allowed = (~rules.expand_as(a[0])).flatten().nonzero().squeeze(1)
+        out = torch.zeros_like(a).flatten(1)
+        for i, k in enumerate(a.flatten(1).sum(1).tolist()):
+            out[i, allowed[:k]] = True
+        return {"annotations": out.view_as(a), "l2_grads": lams[-1], "seed": seed + len(rounds) - 1}
 
-    assert checks.check_fae_control(matched, rounds, lams, 7)
-    assert checks.check_fae_control(matched)  # on the checker's own made-up rounds
-    assert not checks.check_fae_control(lambda r, lams, seed: matched(r, lams, seed) | {"seed": 0})
-    other_seed = lambda r, lams, seed: matched(r, lams, seed) | {"seed": seed}  # noqa: E731
-    own_mask = lambda r, lams, seed: matched(r, lams, seed) | {"annotations": r[2].annotations}  # noqa: E731
-    mild = lambda r, lams, seed: matched(r, lams, seed) | {"l2_grads": lams[1]}  # noqa: E731
-    for confounded in (other_seed, own_mask, mild):
-        assert not checks.check_fae_control(confounded, rounds, lams, 7)
+    assert checks.check_fae_control(random_design)
+    assert capsys.readouterr().out == "✓ fae_control: 4/4 checks passed\n"
+    assert checks.check_fae_control(first_allowed)
+    previous_mask = lambda r, lams, seed, rules: {  # noqa: E731 (the old single answer)
+        "annotations": r[-2].annotations, "l2_grads": lams[-1], "seed": seed + len(r) - 1
+    }  # fmt: skip
+    other_seed = lambda *a: random_design(*a) | {"seed": 0}  # noqa: E731
+    own_mask = lambda r, *a: random_design(r, *a) | {"annotations": r[-1].annotations}  # noqa: E731
+    mild = lambda r, lams, *a: random_design(r, lams, *a) | {"l2_grads": lams[0]}  # noqa: E731
+    for confounded in (previous_mask, other_seed, own_mask, mild):
+        assert not checks.check_fae_control(confounded)
     assert "✗ fae_control" in capsys.readouterr().out
+
+
+def test_checkers_leave_the_global_rng_alone_even_when_the_answer_raises():
+    state = torch.random.get_rng_state()
+
+    def crashes(*args):
+        raise RuntimeError("learner's bug")
+
+    assert not checks.check_rrr_penalty(crashes)
+    assert not checks.check_fae_control(crashes)
+    assert not checks.check_lambda_choice(crashes)
+    assert torch.equal(state, torch.random.get_rng_state())
+
+
+def test_check_lambda_choice_wants_the_shifted_split_and_no_test_set(capsys):
+    assert checks.check_lambda_choice(checks.reference_lambda_choice)
+    assert capsys.readouterr().out == "✓ lambda_choice: 3/3 checks passed\n"
+    by = lambda column: lambda t: float(t.loc[t[column].idxmax(), "lambda_1"])  # noqa: E731
+    assert not checks.check_lambda_choice(by("test"))
+    assert not checks.check_lambda_choice(by("confounded val"))
+    assert not checks.check_lambda_choice(lambda t: 100.0)
+
+
+def test_area_matched_control_keeps_each_examples_count_and_avoids_the_forbidden():
+    gen = torch.Generator().manual_seed(0)
+    annotations = torch.rand(30, 5, 5, 3, generator=gen) < 0.2
+    annotations = annotations.any(-1, keepdim=True).expand(-1, -1, -1, 3)  # whole pixels
+    forbidden = torch.zeros(5, 5, 3, dtype=torch.bool)
+    forbidden[0] = True  # the top row
+    control = rrr.area_matched_control(annotations, forbidden, seed=1, channel_dim=-1)
+    assert control.shape == annotations.shape and control.dtype == torch.bool
+    assert torch.equal(control.flatten(1).sum(1), annotations.flatten(1).sum(1))
+    assert not (control & forbidden).any()
+    assert torch.equal(control[..., 0], control[..., 2])  # all channels of a pixel together
+    # uniform over the allowed positions: 4 of 20 annotated, 5 forbidden, so each of the 15
+    # allowed positions is chosen with probability 4 / 15
+    four = torch.zeros(4000, 20, dtype=torch.bool)
+    four[:, :4] = True
+    not_first_five = torch.arange(20) < 5
+    share = rrr.area_matched_control(four, not_first_five, seed=2).float().mean(0)
+    assert (share[:5] == 0).all()
+    torch.testing.assert_close(share[5:], torch.full((15,), 4 / 15), atol=0.03, rtol=0)
+    too_many = torch.ones(2, 5, 5, dtype=torch.bool)
+    with pytest.raises(ValueError, match="outside forbidden"):
+        rrr.area_matched_control(too_many, forbidden[..., 0])
+
+
+def test_prediction_summary_matches_a_loop():
+    torch.manual_seed(0)
+    model = models.mlp(4, (5,), 3)
+    x = torch.randn(50, 4)
+    y = torch.randint(0, 3, (50,))
+    got = rrr.prediction_summary(model, x, y)
+    with torch.no_grad():
+        rows = [torch.softmax(model(x[i : i + 1]), dim=1)[0] for i in range(len(x))]
+    assert got["accuracy"] == pytest.approx(sum(int(p.argmax() == t) for p, t in zip(rows, y, strict=True)) / 50)  # fmt: skip
+    assert got["confidence"] == pytest.approx(sum(p.max().item() for p in rows) / 50, rel=1e-5)
+    assert got["p_true"] == pytest.approx(sum(p[t].item() for p, t in zip(rows, y, strict=True)) / 50, rel=1e-5)  # fmt: skip
+
+
+def test_train_mlp_is_seeded_and_leaves_the_global_rng_alone():
+    x, y = shortcut_data(64)
+    state = torch.random.get_rng_state()
+    a, _ = rrr.train_mlp(x, y, torch.zeros(2, dtype=torch.bool), 0.0, hidden=(4,), epochs=1, seed=5)
+    assert torch.equal(state, torch.random.get_rng_state())
+    b, _ = rrr.train_mlp(x, y, torch.zeros(2, dtype=torch.bool), 0.0, hidden=(4,), epochs=1, seed=5)
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        torch.testing.assert_close(p, q)
+    assert a[-1].out_features == 2
+
+
+def test_rule_use_reads_gradients_and_behaviour():
+    # a linear model that reads only feature 0: all gradient mass there; it follows the rule
+    # "feature 0 > 0 means class 1" on conflict inputs
+    model = torch.nn.Linear(2, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[-1.0, 0.0], [1.0, 0.0]]))
+        model.bias.zero_()
+    x = torch.tensor([[1.0, -1.0], [-1.0, 1.0]])
+    y = torch.tensor([1, 0])
+    row = rrr.rule_use(model, x, y, {"first": torch.tensor([True, False])},
+                       {"follows first": (x, torch.tensor([1, 0]))})  # fmt: skip
+    assert row["test acc"] == 1.0 and row["follows first"] == 1.0
+    assert row["mass first"] == pytest.approx(1.0)

@@ -495,3 +495,144 @@ def test_released_fills_are_what_the_audit_says():
         - raw[1][~keep[1] & unclipped[0] & unclipped[1]]
     )
     assert shared.abs().max() < 1e-6  # the same noise vector for every row
+
+
+# ----------------------------------------------------------------------------- issue 27 additions
+
+
+def test_topk_grid_search_on_every_size_equals_the_full_scan(small):
+    from hvnotes.posthoc import topk_grid_search
+
+    model, x, _ = small
+    attr = sst.attribution(model, x, "saliency")
+    full = sst.topk_search(model, x, attr)
+    grid = topk_grid_search(model, x, attr, ks=list(range(17)))
+    assert torch.equal(full, grid)
+
+
+def test_topk_grid_search_returns_the_first_passing_grid_size(small):
+    from hvnotes.posthoc import topk_grid_search
+
+    model, x, _ = small
+    attr = torch.rand(x.shape, generator=torch.Generator().manual_seed(4))
+    ks = [0, 2, 5, 9, 16]
+    got = topk_grid_search(model, x, attr, ks=ks)
+    order = attr.flatten(1).argsort(dim=1, descending=True, stable=True)
+    for i in range(len(x)):  # slow loop: each grid size in turn, one row at a time
+        for k in ks:
+            mask = torch.zeros(16, dtype=torch.bool)
+            mask[order[i, :k]] = True
+            if sst.row_sufficiency(model, x[i : i + 1], mask.view(1, 4, 4), "baseline").item() == 1:
+                break
+        assert torch.equal(got[i].flatten(), mask)
+    with pytest.raises(ValueError, match="ks"):
+        topk_grid_search(model, x, attr, ks=[0, 17])
+
+
+def test_size_grid_is_geometric_and_covers_the_ends():
+    from hvnotes.posthoc import size_grid
+
+    grid = size_grid(784)
+    assert grid[0] == 0 and grid[-1] == 784 and grid == sorted(set(grid))
+    ratios = [b / a for a, b in zip(grid[1:], grid[2:], strict=False) if a >= 8]
+    assert max(ratios) <= 2 ** (1 / 4) * 1.1
+    with pytest.raises(ValueError, match="n must"):
+        size_grid(0)
+
+
+def test_credit_over_random_cancels_what_the_network_or_the_size_earns():
+    from hvnotes.sufficiency import credit_over_random
+
+    g = torch.Generator().manual_seed(0)
+    keep = torch.rand(50, 4, 4, generator=g) < 0.5
+    assert credit_over_random(lambda m: 0.9, keep, g) == pytest.approx(0.0)
+    by_size = credit_over_random(lambda m: m.float().mean().item(), keep, g, draws=3)
+    assert by_size == pytest.approx(0.0, abs=1e-6)  # a random mask keeps as many features
+    truth = torch.zeros(50, 4, 4, dtype=torch.bool)
+    truth[:, 0] = True
+
+    def rests_on_row_0(m):
+        return (m | ~truth).flatten(1).all(1).float().mean().item()
+
+    assert credit_over_random(rests_on_row_0, truth, g) >= 0.9
+    with pytest.raises(ValueError, match="draws"):
+        credit_over_random(lambda m: 0.5, keep, g, draws=0)
+
+
+def test_silhouette_reading_matches_a_hand_built_loop():
+    from hvnotes.sufficiency import silhouette_reading
+
+    torch.manual_seed(5)
+    reader = nn.Sequential(nn.Flatten(), nn.Linear(16, 3))
+    keep = torch.rand(10, 4, 4) < 0.3
+    classes = torch.randint(0, 3, (10,))
+    slow = [
+        reader(torch.where(k, 0.25, 0.0)[None]).argmax(1).item() == c.item()
+        for k, c in zip(keep, classes, strict=True)
+    ]
+    assert silhouette_reading(reader, keep, classes) == pytest.approx(sum(slow) / 10)
+    with pytest.raises(ValueError, match="classes"):
+        silhouette_reading(reader, keep, classes[:3])
+
+
+def test_trainers_are_reproducible_and_leave_the_global_rng_alone():
+    x, y = torch.rand(40, 4, 4), torch.randint(0, 3, (40,))
+    state = torch.random.get_rng_state()
+    a, _ = sst.train_standard(x, y, hidden=(8,), classes=3, epochs=1, seed=3)
+    b, _ = sst.train_standard(x, y, hidden=(8,), classes=3, epochs=1, seed=3)
+    m1, _ = sst.train_sst_model(x, y, hidden=(8,), classes=3, epochs=1, seed=3, batch_size=16)
+    m2, _ = sst.train_sst_model(x, y, hidden=(8,), classes=3, epochs=1, seed=3, batch_size=16)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters(), strict=True))
+    assert all(torch.equal(p, q) for p, q in zip(m1.parameters(), m2.parameters(), strict=True))
+
+
+def test_train_sst_evaluates_every_k_epochs_with_the_random_mask_control():
+    x, y = torch.rand(32, 4, 4), torch.randint(0, 3, (32,))
+    model, hist = sst.train_sst_model(
+        x, y, hidden=(8,), classes=3, epochs=5, batch_size=16, x_eval=x, y_eval=y,
+        eval_every=2, controls=True, seed=1,
+    )  # fmt: skip
+    evaluated = hist.dropna(subset=["size"])["epoch"].tolist()
+    assert evaluated == [0, 2, 4, 5]
+    keep = sst.sst_explain(model, x)
+    control = sst.random_mask_like(keep, torch.Generator().manual_seed(1 + 2))
+    last = hist.iloc[-1]
+    assert last["size"] == pytest.approx(sst.explanation_size(keep).mean().item())
+    assert 0 <= last["faith_random"] <= 1
+    assert torch.equal(sst.explanation_size(control), sst.explanation_size(keep))
+
+
+def test_dual_head_forward_is_the_class_head_of_logits_and_scores():
+    torch.manual_seed(6)
+    model = DualHeadMLP((5, 3), (8, 4), 4)
+    x = torch.rand(3, 5, 3)
+    assert torch.equal(model(x), model.logits_and_scores(x)[0])
+
+
+def test_evaluate_notions_adds_a_data_fill_and_checks_every_iterate(small):
+    model, x, keep = small
+    pool = torch.rand(20, 4, 4, generator=torch.Generator().manual_seed(2))
+    last = sst.evaluate_notions(model, x, keep, seed=1, pgd_steps=(5,), alpha=0.05)
+    strict = sst.evaluate_notions(
+        model, x, keep, seed=1, pgd_steps=(5,), alpha=0.05, any_iterate=True, pool=pool
+    )
+    assert set(strict) == {"size", "baseline", "probabilistic", "data fill", "PGD-5"}
+    assert strict["PGD-5"] <= last["PGD-5"]
+    assert 0 <= strict["data fill"] <= 1
+
+
+def test_credit_checker_passes_the_reference_and_fails_the_empty_and_bare_controls(capsys):
+    from hvnotes.sufficiency import credit_over_random
+
+    assert checks.check_credit(credit_over_random)
+    assert not checks.check_credit(lambda rate, keep, g: rate(keep))  # the network's share
+    assert not checks.check_credit(lambda rate, keep, g: rate(keep) - rate(torch.zeros_like(keep)))
+    assert not checks.check_credit(lambda rate, keep, g: rate(keep) - rate(~keep))
+    assert "✓ credit: 5/5" in capsys.readouterr().out
+
+
+def test_drop_one_checker_leaves_the_global_rng_alone():
+    state = torch.random.get_rng_state()
+    checks.check_drop_one(lambda model, x_row, keep_row: 0.0)
+    assert torch.equal(torch.random.get_rng_state(), state)

@@ -76,3 +76,41 @@ def check_bound_constant(fn) -> bool:
         ("three random 4-D pairs", agrees(*np.exp(rng.uniform(-3, 3, (2, 3, 4))), "random 4-D")),
     ]
     return run_checks("bound_constant", cases)
+
+
+def check_proposition_slip(fn) -> bool:
+    """Check ``fn() -> (line, constant)``: the line of the paper's proof of Proposition 3 (App.
+    A.2, as numbered in notebook 01) that does not follow from the one before, and the constant
+    that repairs it. The hints say how to find them without giving them away."""
+    import numbers
+
+    def answer():
+        got = fn()
+        if not isinstance(got, tuple | list) or len(got) != 2:
+            raise AssertionError(f"return a pair (line, constant), got {got!r}")
+        line, constant = got
+        if isinstance(line, bool) or not isinstance(line, numbers.Integral) or not 1 <= line <= 6:
+            raise AssertionError(f"the line is a whole number from 1 to 6, got {line!r}")
+        if isinstance(constant, bool) or not isinstance(constant, numbers.Real):
+            raise AssertionError(f"the constant is a number, got {constant!r}")
+        return int(line), float(constant)
+
+    def right_line():
+        line, _ = answer()
+        assert line == 4, (
+            f"line {line} holds for every positive a and b; evaluate lines 1-6 on one pair, "
+            "say a = (100, 1), b = (1, 1), and see where the value jumps the wrong way"
+        )
+
+    def right_constant():
+        _, constant = answer()
+        assert abs(constant - 4) < 1e-9, (
+            f"with {constant:g} the line is not an identity; expand ((a + b) / 2)^2 / (ab) and "
+            "compare it with (a + b)^2 / (ab)"
+        )
+
+    cases = [
+        ("the line that does not follow", right_line),
+        ("the constant that makes it true", right_constant),
+    ]
+    return run_checks("proposition_slip", cases)

@@ -78,8 +78,17 @@ def check_drop_one(fn: Callable) -> bool:
 
     from hvnotes.sufficiency import drop_one_redundancy
 
-    torch.manual_seed(7)
-    model = nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 4))
+    def quiet(build):  # layers draw their initial weights from the global RNG: restore it after
+        with torch.random.fork_rng(devices=[]):
+            return build()
+
+    model = quiet(
+        lambda: nn.Sequential(nn.Flatten(), nn.Linear(12, 16), nn.ReLU(), nn.Linear(16, 4))
+    )
+    init = torch.Generator().manual_seed(7)  # the weights the check uses: a local generator
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_((torch.rand(p.shape, generator=init) * 2 - 1) / p.shape[-1] ** 0.5)
     x = torch.rand(12, 3, 4, generator=torch.Generator().manual_seed(8))
     keeps = torch.rand(12, 3, 4, generator=torch.Generator().manual_seed(9)) > 0.3
     want = drop_one_redundancy(model, x, keeps)
@@ -102,7 +111,7 @@ def check_drop_one(fn: Callable) -> bool:
         row[0, 0] = 1.0
         keep = torch.zeros(3, 4, dtype=torch.bool)
         keep[0, 0] = True
-        probe = nn.Sequential(nn.Flatten(), nn.Linear(12, 2))
+        probe = quiet(lambda: nn.Sequential(nn.Flatten(), nn.Linear(12, 2)))
         with torch.no_grad():
             probe[1].weight.zero_()
             probe[1].weight[0, 0] = 1.0
@@ -116,3 +125,60 @@ def check_drop_one(fn: Callable) -> bool:
         "drop_one",
         [("random subsets of a small MLP", agree), ("a minimal one-pixel subset", minimal)],
     )
+
+
+def check_credit(fn: Callable) -> bool:
+    """``fn(rate, keep, generator)``: how much an explanation adds to a sufficiency rate.
+
+    ``rate(mask) -> float`` is a made-up sufficiency rate on 16-feature inputs ``(N, 4, 4)``
+    whose right answer is known: a network that survives whatever is kept, one where a larger
+    mask survives more often just for being larger, and one whose prediction rests on four
+    features. The credit must be about 0 (within 0.05) wherever the explanation selects nothing in
+    particular, and large for the explanation that names the four features.
+    """
+    import torch
+
+    n = 64
+    true = torch.zeros(n, 4, 4, dtype=torch.bool)
+    true[:, 0, :] = True  # the prediction rests on the first row of 4 features
+
+    def draw_mask(count: int, seed: int) -> torch.Tensor:
+        ranks = torch.rand(n, 16, generator=torch.Generator().manual_seed(seed)).argsort(1)
+        return (ranks.argsort(1) < count).view(n, 4, 4)
+
+    def credit(rate, keep, seed=11) -> float:
+        out = fn(rate, keep.clone(), torch.Generator().manual_seed(seed))
+        assert isinstance(out, int | float) or (
+            isinstance(out, torch.Tensor) and out.numel() == 1
+        ), "return one number"
+        return float(out)
+
+    def robust_network(mask):  # survives whatever is kept
+        return 0.9
+
+    def size_buys_survival(mask):  # a larger mask survives more often, for its size alone
+        return 0.2 + 0.8 * mask.float().mean().item()
+
+    def rests_on_four(mask):  # survives only where the mask covers all four features
+        return (mask | ~true).flatten(1).all(1).float().mean().item()
+
+    def near(rate, keep, target, what):
+        value = credit(rate, keep)
+        assert abs(value - target) <= 0.05, f"{what}: credit {value:.3f}, expected about {target}"
+
+    def names_the_features():
+        value = credit(rests_on_four, true)
+        assert value >= 0.5, f"credit {value:.3f} for the right explanation, expected >= 0.5"
+
+    cases = [
+        ("a network that survives whatever is kept",
+         lambda: near(robust_network, true, 0.0, "robust network")),
+        ("the empty mask of that network",
+         lambda: near(robust_network, torch.zeros_like(true), 0.0, "empty mask")),
+        ("a random mask where size alone buys survival",
+         lambda: near(size_buys_survival, draw_mask(8, 1), 0.0, "random mask of half the features")),
+        ("the explanation that names what the prediction rests on", names_the_features),
+        ("a random explanation of the same size there",
+         lambda: near(rests_on_four, draw_mask(4, 2), 0.0, "random mask of four features")),
+    ]  # fmt: skip
+    return run_checks("credit", cases)
