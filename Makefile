@@ -73,7 +73,7 @@ lint: install
 # Unit tests include the learner copies and the built site (pages, links, a Chromium screenshot).
 # Two workers: the suite is CPU-bound and its tests share no files they write.
 unit: install book browser
-	$(BIN)/python -m pytest tests -q -n 2
+	$(BIN)/python -m pytest tests -q -n 2 --dist loadgroup
 
 nbtest: install
 	$(BIN)/python -m pytest $(NBVAL) -n 2 --dist loadscope -q $(NB_TEST)

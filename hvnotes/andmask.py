@@ -48,7 +48,9 @@ from hvnotes.train import (
 #: ``loss_fn(output, target) -> scalar``: the mean loss over the examples given.
 LossFn = Callable[[Tensor, Tensor], Tensor]
 
-METHODS = ("and", "geom", "sand")
+#: ``"random"`` is the AND-mask's null twin: as many components kept per tensor as the AND-mask
+#: keeps, at random positions (sign agreement removed, sparsity kept).
+METHODS = ("and", "geom", "sand", "random")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -80,6 +82,14 @@ def _check_method(method) -> str:
     return method
 
 
+def _need_generator(generator) -> torch.Generator:
+    if not isinstance(generator, torch.Generator):
+        raise ValueError(
+            'method="random" draws the positions of its mask: pass generator=torch.Generator()'
+        )
+    return generator
+
+
 def required_agreement(tau: float, n_envs: int) -> int:
     """Smallest ``|sum_e sign(g_e)|`` that passes ``|mean_e sign(g_e)| >= tau`` with ``n_envs`` envs.
 
@@ -105,6 +115,74 @@ def _rescale(update: Tensor, kept_fraction: Tensor) -> Tensor:
 # The mask and its relatives: pure functions of a stack of per-environment gradients (E, ...)
 
 
+def agreement_mask(sign_count: Tensor, n_envs: int, tau: float) -> Tensor:
+    """The AND-mask from sign counts: 1 where ``|sign_count| >= required_agreement(tau, n_envs)``.
+
+    Every AND-masked update of this module (:func:`and_mask`, :func:`masked_gradient`,
+    :func:`and_mask_step` on either path) takes its mask from here, so the null twins of
+    ``make falsify`` replace the mask in one place.
+
+    Args:
+        sign_count: ``sum_e sign(g_e)``, any shape (integer values in floating point).
+        n_envs: the number of environments ``E`` that voted.
+        tau: agreement threshold in [0, 1].
+
+    Returns:
+        float mask of ``sign_count``'s shape and dtype.
+    """
+    needed = required_agreement(tau, n_envs)
+    return (sign_count.abs() >= needed).to(sign_count.dtype)
+
+
+def random_mask_like(mask: Tensor, generator: torch.Generator) -> Tensor:
+    """The AND-mask's null twin: ``mask``'s entries at random positions.
+
+    Keeps exactly as many components as ``mask`` (the same kept fraction, so rescaling and
+    sparsity are the same) but chooses them without looking at any gradient: what it removes is
+    sign agreement. ``generator`` must live on ``mask``'s device (CPU for a CPU mask).
+    """
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    order = torch.randperm(mask.numel(), generator=generator, device=generator.device)
+    return mask.flatten()[order.to(mask.device)].view_as(mask)
+
+
+def random_mask(like: Tensor, fraction: float, generator: torch.Generator) -> Tensor:
+    """A mask of ``like``'s shape and dtype keeping ``round(fraction * numel)`` components at random
+    positions: the null twin with a *fixed* kept fraction (for instance the AND-mask's average)."""
+    fraction = _check_fraction(fraction)
+    mask = torch.zeros(like.numel(), dtype=like.dtype, device=like.device)
+    mask[: round(fraction * like.numel())] = 1
+    return random_mask_like(mask.view_as(like), generator)
+
+
+def _check_fraction(fraction) -> float:
+    if (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, numbers.Real)
+        or not 0 <= fraction <= 1
+    ):
+        raise ValueError(f"a kept fraction must be a number in [0, 1], got {fraction!r}")
+    return float(fraction)
+
+
+def _fraction_for(keep, name: str) -> float | None:
+    """``keep`` (None, one fraction, or {parameter name: fraction}) for parameter ``name``."""
+    if keep is None or isinstance(keep, numbers.Real):
+        return keep
+    if not isinstance(keep, Mapping) or name not in keep:
+        raise ValueError(f"keep must be a fraction or a mapping with an entry for {name!r}")
+    return keep[name]
+
+
+def _twin_mask(mask: Tensor, generator, fraction: float | None) -> Tensor:
+    """The random twin of ``mask``: its count at random positions, or a fixed ``fraction``."""
+    generator = _need_generator(generator)
+    if fraction is None:
+        return random_mask_like(mask, generator)
+    return random_mask(mask, fraction, generator)
+
+
 def and_mask(env_grads: Tensor, tau: float) -> Tensor:
     """Agreement mask of per-environment gradients.
 
@@ -120,12 +198,17 @@ def and_mask(env_grads: Tensor, tau: float) -> Tensor:
         ``2 / E``.
     """
     _check_env_grads(env_grads)
-    needed = required_agreement(tau, env_grads.shape[0])
-    return (_sign_count(env_grads).abs() >= needed).to(env_grads.dtype)
+    return agreement_mask(_sign_count(env_grads), env_grads.shape[0], tau)
 
 
 def _combine(
-    env_grads: Tensor, tau: float, method: str, k: float, mean: Tensor | None = None
+    env_grads: Tensor,
+    tau: float,
+    method: str,
+    k: float,
+    mean: Tensor | None = None,
+    generator: torch.Generator | None = None,
+    keep: float | None = None,
 ) -> tuple[Tensor, Tensor]:
     """(mask, combined update) before any rescaling; ``mean`` may be given if known exactly."""
     mean = env_grads.mean(dim=0) if mean is None else mean
@@ -133,7 +216,9 @@ def _combine(
         mask = sand_mask(env_grads, tau, k)
         return mask, mask * mean
     mask = and_mask(env_grads, tau)
-    if method == "and":
+    if method == "random":
+        mask = _twin_mask(mask, generator, keep)
+    if method in ("and", "random"):
         return mask, mask * mean
     # geometric mean of magnitudes, computed in log space; sign of the arithmetic mean
     magnitude = torch.exp(torch.log(env_grads.abs() + 1e-10).mean(dim=0))
@@ -141,7 +226,14 @@ def _combine(
 
 
 def masked_gradient(
-    env_grads: Tensor, tau: float, method: str = "and", rescale: bool = False, *, k: float = 10.0
+    env_grads: Tensor,
+    tau: float,
+    method: str = "and",
+    rescale: bool = False,
+    *,
+    k: float = 10.0,
+    generator: torch.Generator | None = None,
+    keep: float | None = None,
 ) -> Tensor:
     """Combine per-environment gradients into one update direction.
 
@@ -150,10 +242,14 @@ def masked_gradient(
         tau: agreement threshold in [0, 1] (see :func:`and_mask`).
         method: ``"and"``: ``mask * mean_e g_e``; ``"geom"``: ``mask * sign(mean_e g_e) *
             exp(mean_e log(|g_e| + 1e-10))`` (the geometric mean of the magnitudes);
-            ``"sand"``: ``sand_mask(env_grads, tau, k) * mean_e g_e`` (a soft mask).
+            ``"sand"``: ``sand_mask(env_grads, tau, k) * mean_e g_e`` (a soft mask);
+            ``"random"``: the null twin, ``random_mask_like(and_mask(env_grads, tau)) *
+            mean_e g_e`` (as many components as the AND-mask keeps, at random positions).
         rescale: multiply by ``1 / kept_fraction`` (the mean of the mask over this tensor), so a
             sparse update keeps its size; 0 when nothing is kept, never NaN.
         k: steepness of the SAND-mask (only used by ``method="sand"``).
+        generator: draws the random mask's positions (needed by ``method="random"`` only).
+        keep: ``method="random"`` only: a fixed kept fraction instead of the AND-mask's count.
 
     Returns:
         the combined gradient, shape ``...``. ``tau = 0, method="and"`` is the plain mean exactly.
@@ -161,7 +257,7 @@ def masked_gradient(
     _check_env_grads(env_grads)
     _check_tau(tau)
     _check_method(method)
-    mask, update = _combine(env_grads, tau, method, k)
+    mask, update = _combine(env_grads, tau, method, k, generator=generator, keep=keep)
     return _rescale(update, mask.mean()) if rescale else update
 
 
@@ -261,6 +357,8 @@ def and_mask_step(
     rescale: bool = False,
     *,
     k: float = 10.0,
+    generator: torch.Generator | None = None,
+    keep: float | Mapping[str, float] | None = None,
 ) -> tuple[float, dict[str, float]]:
     """One AND-masked training step on an env-stacked batch.
 
@@ -278,9 +376,13 @@ def and_mask_step(
         optimizer: any ``torch.optim.Optimizer`` over ``model``'s parameters.
         tau: agreement threshold in [0, 1]; ``tau = 0`` with ``method="and"`` is the ERM step on
             the pooled batch (bit for bit; no per-environment gradients are formed).
-        method: ``"and"``, ``"geom"`` or ``"sand"`` (see :func:`masked_gradient`).
+        method: ``"and"``, ``"geom"``, ``"sand"`` or the null twin ``"random"`` (see
+            :func:`masked_gradient`).
         rescale: per tensor, divide the update by its kept fraction (0 if nothing is kept).
         k: SAND-mask steepness.
+        generator: draws the random mask's positions (``method="random"`` only).
+        keep: ``method="random"`` only: a fixed kept fraction per tensor (one number, or
+            ``{parameter name: fraction}``) instead of the AND-mask's count at this step.
 
     Returns:
         ``(mean loss over the batch, {parameter name: kept fraction})``; for SAND the kept
@@ -293,16 +395,19 @@ def and_mask_step(
     check_tensor("ys", ys)
     check_optimizer(optimizer, model)
     params = _trainable(model)
+    if method == "random":
+        _need_generator(generator)
     masks, updates = {}, {}
     if method == "and" and required_agreement(tau, n_envs) == 0:
         # nothing can be masked: the ERM step itself, without forming per-environment gradients
         return _pooled_step(model, loss_fn, xs, ys, optimizer, params)
     with torch.no_grad():
-        if supports_pooled(model) and method == "and":
+        if supports_pooled(model) and method in ("and", "random"):
             loss, counts = pooled_sign_counts(model, loss_fn, xs, ys)
-            needed = required_agreement(tau, n_envs)
             for name, count in counts.items():
-                masks[name] = (count.abs() >= needed).to(count.dtype)
+                masks[name] = agreement_mask(count, n_envs, tau)
+                if method == "random":
+                    masks[name] = _twin_mask(masks[name], generator, _fraction_for(keep, name))
                 updates[name] = masks[name] * params[name].grad
         else:
             if supports_pooled(model):
@@ -314,7 +419,10 @@ def and_mask_step(
                 loss = env_losses.mean()
                 means = {name: g.mean(dim=0) for name, g in grads.items()}
             for name, env_grads in grads.items():
-                masks[name], updates[name] = _combine(env_grads, tau, method, k, mean=means[name])
+                masks[name], updates[name] = _combine(
+                    env_grads, tau, method, k, mean=means[name], generator=generator,
+                    keep=_fraction_for(keep, name) if method == "random" else None,
+                )  # fmt: skip
         kept = {}
         for name, update in updates.items():
             fraction = masks[name].mean()
@@ -362,6 +470,7 @@ def fit_and_mask(
     method: str = "and",
     rescale: bool = False,
     k: float = 10.0,
+    keep: float | Mapping[str, float] | None = None,
     batch_per_env: int = 32,
     envs_per_step: int | None = None,
     eval_sets: Mapping[str, tuple[Tensor, Tensor]] | None = None,
@@ -381,8 +490,9 @@ def fit_and_mask(
         optimizer: any optimizer (its weight decay acts after the mask).
         eval_sets: name -> ``(x, y)`` with plain batches ``(M, ...)``; accuracy (argmax of the
             output) is logged as ``acc_<name>`` every ``eval_every`` steps and at the end.
-        seed: seeds the sampling of environments and examples (None: the run's
-            ``hvnotes.derive_seed(0)``).
+        seed: seeds the sampling of environments and examples, and the random mask's positions
+            for ``method="random"`` (None: the run's ``hvnotes.derive_seed(0)``).
+        keep: ``method="random"`` only: fixed kept fractions (see :func:`and_mask_step`).
 
     Speed: weight decay drives masked weights towards zero, into the denormal range, where CPU
     arithmetic is several times slower; ``hvnotes.setup`` flushes denormals to zero for the
@@ -396,12 +506,15 @@ def fit_and_mask(
     check_stacked(x_envs, y_envs)
     check_optimizer(optimizer, model)
     eval_sets = dict(eval_sets or {})
+    # the random mask's own stream (method="random"), on the device of the data
+    mask_generator = seeding.generator(seed, device=x_envs.device)
 
     def step(xs: Tensor, ys: Tensor) -> dict[str, float]:
         model.train()
         loss, kept = and_mask_step(
-            model, loss_fn, xs, ys, optimizer, tau, method=method, rescale=rescale, k=k
-        )
+            model, loss_fn, xs, ys, optimizer, tau, method=method, rescale=rescale, k=k,
+            generator=mask_generator, keep=keep,
+        )  # fmt: skip
         return {"loss": loss} | {f"kept_{name}": value for name, value in kept.items()}
 
     def evaluate() -> dict[str, float]:
@@ -417,6 +530,77 @@ def fit_and_mask(
     kept = [c for c in history.columns if c.startswith("kept_")]
     history.insert(2, "kept", history[kept].mean(axis=1))
     return history
+
+
+def fit_spirals(
+    data,
+    tau: float,
+    *,
+    method: str = "and",
+    seed: int | None = None,
+    steps: int = 400,
+    batch_per_env: int = 128,
+    lr: float = 1e-2,
+    weight_decay: float = 1e-4,
+    hidden: tuple[int, ...] = (64, 64),
+    rescale: bool = True,
+    k: float = 10.0,
+    keep: float | Mapping[str, float] | None = None,
+    eval_every: int = 50,
+) -> tuple[nn.Sequential, pd.DataFrame]:
+    """Notebook 02's recipe for the spirals benchmark: a ReLU MLP trained by :func:`fit_and_mask`.
+
+    Adam (``lr``; ``weight_decay`` is its L2 term, added to the masked gradient inside the step,
+    so it acts *after* the mask), per-tensor rescaling by the inverse kept fraction, every
+    environment in every step with ``batch_per_env`` examples each. ``tau = 0`` is ERM on the
+    same batches; ``method="random"`` the AND-mask's null twin (with ``keep``: at fixed kept
+    fractions, e.g. an AND-mask run's averages ``{name: fraction}``).
+
+    Args:
+        data: a :class:`hvnotes.datasets.SpiralEnvs` (``x_train`` ``(E, N, F)``).
+        seed: the initialisation, the batches and the random mask's positions (None: the run's
+            ``hvnotes.derive_seed(0)``).
+
+    Returns:
+        ``(model, history)``; the history (:func:`fit_and_mask`) logs ``acc_train`` (the pooled
+        training set) and ``acc_test`` (the shifted test set) every ``eval_every`` steps.
+    """
+    from hvnotes import models
+
+    seed = seeding.resolve_seed(seed)
+    with seeding.torch_seed(seed):
+        model = models.mlp(data.x_train.shape[-1], hidden, 2).to(data.x_train.device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    history = fit_and_mask(
+        model,
+        nn.functional.cross_entropy,
+        data.x_train,
+        data.y_train,
+        optimizer,
+        steps=steps,
+        tau=tau,
+        method=method,
+        rescale=rescale,
+        k=k,
+        keep=keep,
+        batch_per_env=batch_per_env,
+        eval_sets={
+            "train": (data.x_train.flatten(0, 1), data.y_train.flatten()),
+            "test": (data.x_test, data.y_test),
+        },
+        eval_every=eval_every,
+        seed=seed,
+    )
+    return model, history
+
+
+def kept_fractions(history: pd.DataFrame) -> dict[str, float]:
+    """Each parameter's kept fraction averaged over a :func:`fit_and_mask` history: ``{name:
+    fraction}``, the ``keep`` that gives a random-mask twin the same sparsity on average."""
+    columns = [c for c in history.columns if c.startswith("kept_")]
+    if not columns:
+        raise ValueError("history has no kept_<parameter> columns (not from fit_and_mask?)")
+    return {c.removeprefix("kept_"): float(history[c].mean()) for c in columns}
 
 
 # ---------------------------------------------------------------------------------------------

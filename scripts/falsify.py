@@ -1,7 +1,7 @@
 """Can every asserted claim of the course fail? Run each notebook with each of its null twins.
 
     python scripts/falsify.py                          # every notebook -> docs/falsification.md
-    python scripts/falsify.py notebooks/02_and_mask.ipynb --twins and-mask-keeps-nothing
+    python scripts/falsify.py notebooks/02_and_mask.ipynb --twins agreement-keeps-nothing
     python scripts/falsify.py --list                   # the registered twins, per notebook
     python scripts/falsify.py --shard 1/3 --json shard-1.json   # one machine's share of the runs
     python scripts/falsify.py --merge shard-*.json     # -> docs/falsification.md

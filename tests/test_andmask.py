@@ -8,6 +8,7 @@ import copy
 import math
 import statistics
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -324,6 +325,112 @@ def test_fit_and_mask_history_and_learning():
         andmask.fit_and_mask(model, F.mse_loss, x, y, opt, steps=1, tau=0.0, batch_per_env=2)
     with pytest.raises(ValueError, match="steps"):
         andmask.fit_and_mask(model, F.mse_loss, x, y, opt, steps=0, tau=0.0, batch_per_env=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# The null twin of the mask: as many components at random positions
+
+
+@pytest.mark.parametrize("tau", [0.3, 5 / 7, 1.0])
+def test_agreement_mask_is_the_and_mask_of_the_sign_counts(tau):
+    g = random_grads()
+    counts = g.sign().sum(0)
+    assert torch.equal(andmask.agreement_mask(counts, g.shape[0], tau), andmask.and_mask(g, tau))
+
+
+def test_random_mask_keeps_the_count_and_moves_the_positions():
+    mask = (torch.rand(40, 30, generator=torch.Generator().manual_seed(0)) < 0.1).float()
+    twin = andmask.random_mask_like(mask, torch.Generator().manual_seed(1))
+    assert twin.shape == mask.shape and twin.dtype == mask.dtype
+    assert twin.sum() == mask.sum()  # the same kept fraction
+    assert set(twin.unique().tolist()) <= {0.0, 1.0}
+    overlap = (twin * mask).sum() / mask.sum()
+    assert overlap < 0.5, "the positions should be (nearly) independent of the mask's"
+    with pytest.raises(TypeError, match="generator"):
+        andmask.random_mask_like(mask, 0)
+
+
+@pytest.mark.parametrize("make", [lambda: models.mlp(6, (8, 7), 3), Tower])
+def test_random_method_step_keeps_the_and_masks_fraction_elsewhere(make):
+    torch.manual_seed(4)
+    model = make()
+    xs, ys = stacked_batch(n_envs=5, batch=3)
+    grads = loop_reference(model, xs, ys)
+    gen = torch.Generator().manual_seed(0)
+    update, _, kept = _update_with_sgd(
+        model, xs, ys, tau=0.6, method="random", rescale=True, generator=gen
+    )
+    for name, g in grads.items():
+        mask = andmask.and_mask(g, 0.6)
+        assert kept[name] == pytest.approx(mask.mean().item(), abs=1e-6)
+        moved = update[name] != 0
+        assert moved.sum() <= mask.sum()  # never more components than the AND-mask keeps
+        # where it moved, it moved by the rescaled mean gradient
+        want = g.mean(0) / mask.mean().clamp_min(1e-30)
+        torch.testing.assert_close(update[name][moved], want[moved], rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="generator"):
+        andmask.and_mask_step(model, F.cross_entropy, xs, ys, torch.optim.SGD(
+            model.parameters(), lr=1.0), tau=0.6, method="random")  # fmt: skip
+
+
+def test_random_mask_with_a_fixed_fraction():
+    like = torch.zeros(10, 20)
+    mask = andmask.random_mask(like, 0.25, torch.Generator().manual_seed(0))
+    assert mask.sum() == 50 and mask.shape == like.shape
+    assert andmask.random_mask(like, 0.0, torch.Generator()).sum() == 0
+    with pytest.raises(ValueError, match="fraction"):
+        andmask.random_mask(like, 1.5, torch.Generator())
+    g = random_grads()
+    update = andmask.masked_gradient(
+        g, 1.0, method="random", keep=0.5, generator=torch.Generator().manual_seed(0)
+    )
+    moved = update != 0
+    assert moved.sum() <= round(0.5 * moved.numel())
+    torch.testing.assert_close(update[moved], g.mean(0)[moved])
+
+
+def test_random_method_step_takes_fixed_fractions_per_tensor():
+    torch.manual_seed(5)
+    model = models.mlp(6, (8, 7), 3)
+    xs, ys = stacked_batch(n_envs=5, batch=3)
+    keep = {name: 0.1 * (i + 1) for i, (name, _) in enumerate(model.named_parameters())}
+    gen = torch.Generator().manual_seed(0)
+    _, _, kept = _update_with_sgd(model, xs, ys, tau=1.0, method="random", keep=keep, generator=gen)
+    for name, p in model.named_parameters():
+        assert kept[name] == pytest.approx(round(keep[name] * p.numel()) / p.numel())
+    with pytest.raises(ValueError, match="keep"):
+        _update_with_sgd(model, xs, ys, tau=1.0, method="random", keep={"x": 0.1}, generator=gen)
+
+
+def test_kept_fractions_average_each_parameter():
+    hist = pd.DataFrame(
+        {"step": [1, 2], "kept_a": [0.2, 0.4], "kept_b": [1.0, 0.0], "loss": [1, 1]}
+    )
+    assert andmask.kept_fractions(hist) == pytest.approx({"a": 0.3, "b": 0.5})
+    with pytest.raises(ValueError, match="kept_"):
+        andmask.kept_fractions(hist[["step", "loss"]])
+
+
+def test_fit_spirals_recipe_logs_both_accuracies_and_tau_zero_is_erm():
+    data = datasets.spirals(n_envs=4, n_per_env=16, shortcut_dims=3, n_test=20, seed=0)
+    model, hist = andmask.fit_spirals(
+        data, 0.0, seed=0, steps=4, batch_per_env=8, hidden=(8,), eval_every=2
+    )
+    assert hist.step.tolist() == [2, 4]
+    assert {"acc_train", "acc_test", "kept"} <= set(hist.columns)
+    assert (hist.kept == 1.0).all()
+    again, _ = andmask.fit_spirals(
+        data, 0.0, seed=0, steps=4, batch_per_env=8, hidden=(8,), eval_every=2
+    )
+    for p, q in zip(model.parameters(), again.parameters(), strict=True):
+        assert torch.equal(p, q)  # seeded: the same run twice
+    # one step from the same init and batch: the twin keeps exactly the AND-mask's fractions
+    first = dict(seed=0, steps=1, batch_per_env=8, hidden=(8,), eval_every=1)
+    _, twin = andmask.fit_spirals(data, 0.75, method="random", **first)
+    _, anded = andmask.fit_spirals(data, 0.75, **first)
+    kept = [c for c in anded.columns if c.startswith("kept")]
+    assert anded.kept.iloc[0] < 1.0
+    pd.testing.assert_frame_equal(twin[kept], anded[kept])
 
 
 # ---------------------------------------------------------------------------------------------

@@ -42,7 +42,12 @@ ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 SHOTS = ROOT / "build" / "screenshots"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (make browser)")
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (make browser)"),
+    # one server for the whole module: under pytest-xdist (make unit: --dist loadgroup) all of its
+    # tests run on one worker, so two servers never share the notebooks' checkpoint folders
+    pytest.mark.xdist_group("jupyterlab"),
+]
 
 LESSON = os.environ.get("HVNOTES_LAB_LESSON", "00_map.ipynb")
 # The flags this machine's Chromium needs (no background connections to a closed network).
@@ -130,10 +135,15 @@ class Lab:
             urllib.request.urlopen(request, timeout=30).close()
 
 
+def _checkpoint(path: Path) -> bool:
+    """A copy JupyterLab saved, not a course notebook."""
+    return ".ipynb_checkpoints" in path.parts
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """``make lab`` on a free port with a token; the course's notebooks are checked unchanged."""
-    before = {p: p.read_bytes() for p in NOTEBOOKS.rglob("*.ipynb")}
+    before = {p: p.read_bytes() for p in NOTEBOOKS.rglob("*.ipynb") if not _checkpoint(p)}
     checkpoints = {p for p in NOTEBOOKS.rglob(".ipynb_checkpoints")}
     home = tmp_path_factory.mktemp("lab")
     for name, values in SETTINGS.items():
@@ -177,7 +187,8 @@ def lab(tmp_path_factory):
         except (ProcessLookupError, subprocess.TimeoutExpired):
             os.killpg(process.pid, signal.SIGKILL)
         for folder in set(NOTEBOOKS.rglob(".ipynb_checkpoints")) - checkpoints:
-            shutil.rmtree(folder)  # the server's copies of the notebooks it opened
+            # the server's copies of the notebooks it opened
+            shutil.rmtree(folder, ignore_errors=True)
         changed = [p for p, data in before.items() if p.read_bytes() != data]
         for path in changed:
             path.write_bytes(before[path])

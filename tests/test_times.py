@@ -11,7 +11,9 @@
 """
 
 import importlib.util
+import itertools
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -111,6 +113,33 @@ def test_every_quoted_time_agrees_with_the_data_file(path):
 def test_no_notebook_promises_a_run_time_its_measurement_contradicts(path):
     problems = tool.broken_promises(path, DATA)
     assert not problems, "\n".join(problems)
+
+
+# ----------------------------------------------------------------------------- the workshop plan
+
+PLAN_ROW = re.compile(r"^\| (\d):(\d\d)–(\d):(\d\d) \| ([^|]+?) \|", re.M)
+WORKSHOP_MINUTES, SLOT_SHARE_LIVE = 180, 0.2
+
+
+def test_the_workshop_plan_fits_three_hours_with_a_break():
+    """docs/instructors.md: contiguous slots from 0:00 to at most 3:00, one break, every lesson in
+    a slot, and each lesson's live run (its measured median) a small part of its slot."""
+    rows = [
+        (int(h1) * 60 + int(m1), int(h2) * 60 + int(m2), name.strip())
+        for h1, m1, h2, m2, name in PLAN_ROW.findall((ROOT / "docs" / "instructors.md").read_text())
+    ]
+    assert rows and rows[0][0] == 0, rows
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(rows)), f"slots leave gaps: {rows}"
+    assert rows[-1][1] <= WORKSHOP_MINUTES, f"the plan ends at {rows[-1][1]} min"
+    assert any(name == "break" and end - start >= 10 for start, end, name in rows), rows
+    lessons = sorted(p.stem for p in NOTEBOOKS if hvtimes.kind(p.stem) == "lesson")
+    slots = {name.split()[0]: end - start for start, end, name in rows if name != "break"}
+    assert sorted(slots) == [stem[:2] for stem in lessons], (slots, lessons)
+    for stem in lessons:
+        live = DATA["notebooks"][stem]["median"] / 60
+        assert live <= SLOT_SHARE_LIVE * slots[stem[:2]], (
+            f"{stem} runs {live:.1f} min live in a {slots[stem[:2]]}-minute slot"
+        )
 
 
 # ----------------------------------------------------------------------------- the tools
