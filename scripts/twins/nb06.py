@@ -109,7 +109,7 @@ def _null_predictions_for_e2(load_registration):
 
 TWINS: list[Twin] = [
     Twin(
-        name="no-weight-decay",
+        name="grokking-without-decay",
         notebooks=BOTH,
         target="hvnotes.phenomena:run_grokking",
         removes="weight decay: every run, prompting and registered, trains with decay 0",
