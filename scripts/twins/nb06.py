@@ -124,7 +124,7 @@ TWINS: list[Twin] = [
     ),
     Twin(
         name="flat-fourier-probe",
-        notebooks=BOTH,
+        notebooks=("06_capstone",),  # the deep dive asserts nothing the concentration probe reads
         target="hvnotes.probes:fourier_concentration",
         removes="E3's probe: every embedding reads as a flat spectrum",
         make=_flat_concentration,
