@@ -1,38 +1,53 @@
-"""One shortcut benchmark, every method (notebook 05): train ERM, AND-mask, RRR and IRMv1 on the
-same data with the same model and budget, then ask each model *which reasons* it learned.
+"""One shortcut benchmark, every method (notebook 05), run by a protocol fixed in advance.
 
-Methods are small comparable units, as in DomainBed's ``algorithms.py``: each is a
-:class:`Method` with one ``update`` per env-stacked batch ``xs`` ``(E, B, H, W)``, ``ys``
-``(E, B)``, and its hyper-parameters in one registry (:data:`HPARAMS`); :func:`train` runs any of
-them through the package's one loop (:func:`hvnotes.train.run`).
+The protocol (:data:`hvnotes.benchmark_protocol.PROTOCOL`, registered in a commit of its own
+before any test number was read) says which data, budget, grids, selection rule, seeds and
+metrics the benchmark uses; the functions here only carry it out:
 
-* ``"ERM"``: cross-entropy on the pooled batch; needs nothing from the user.
-* ``"AND-mask"``: :func:`hvnotes.andmask.and_mask_step`; needs environments.
-* ``"RRR"``: :func:`hvnotes.rrr.rrr_loss` with the shortcut annotated; needs annotations.
-* ``"IRMv1"``: pooled cross-entropy plus each environment's squared gradient with respect to a
-  dummy scale on the logits (Arjovsky et al. 2019), Adam reset at the penalty's switch as in
-  DomainBed; needs environments.
+* :func:`draws` builds the benchmark's data draws (``datasets.shortcut_digits``, one per data
+  seed);
+* :func:`found_annotation` finds the shortcut from environment labels alone: the pixels whose
+  first-layer gradients agree across environments no better than coin flips
+  (:func:`pixel_agreement`, :func:`coin_agreement`);
+* :func:`select` chooses each method's knob by leave-one-environment-out over several folds
+  (never reading a test set) with the one-standard-error rule (:func:`one_standard_error`);
+* :func:`train_runs` trains every method on every draw and initialisation
+  (:mod:`hvnotes.ensembles` trains them side by side), and :func:`behaviour` measures what each
+  model *does*: accuracy on the three test sets, how often it follows the frame when the frame
+  and the digit disagree, and what it predicts from the frame alone;
+* :func:`irm_setting` runs IRMv1's own kind of task (colored digits), where the shortcut's
+  strength, not its code, differs between environments.
 
-The reasons of a trained model are read three ways: input gradients (how much of their mass is on
-the shortcut), the :mod:`hvnotes.sst` checker (is the digit alone, or the frame alone, a
-sufficient reason?) and a post-hoc sufficient subset (top-k saliency search) per image.
+Every model is ``models.mlp(144, hidden, 10)``; model ``k`` of a run is
+``run.model.member(k)``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NamedTuple
 
-import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hvnotes import andmask, datasets, models, rrr, seeding, sst
+from hvnotes import andmask, datasets, ensembles, models, seeding
+from hvnotes.benchmark_protocol import PROTOCOL
 from hvnotes.datasets import ShortcutDigits
-from hvnotes.train import accuracy, check_positive_int, env_batches, predict, run
+from hvnotes.train import check_positive_int
+
+#: the methods of the benchmark, in the order of the tables (the protocol's)
+METHODS: tuple[str, ...] = tuple(PROTOCOL["methods"])
+
+
+def protocol_digest() -> str:
+    """SHA-256 of the protocol file as committed (the notebook prints it)."""
+    source = Path(__file__).with_name("benchmark_protocol.py").read_bytes()
+    return hashlib.sha256(source).hexdigest()
 
 
 def irm_penalty(logits: Tensor, y: Tensor) -> Tensor:
@@ -46,459 +61,43 @@ def irm_penalty(logits: Tensor, y: Tensor) -> Tensor:
     return g.square()
 
 
-class Method:
-    """One algorithm, DomainBed style: a network, its optimizer, and one ``update`` per batch.
-
-    Subclasses set ``defaults`` (their hyper-parameters; the registry :data:`HPARAMS` collects
-    them) and implement ``update(xs, ys, step) -> {term: float}`` on an env-stacked batch
-    ``xs`` ``(E, B, H, W)``, ``ys`` ``(E, B)``; the returned terms are logged in the history.
-    Every method gets the same optimizer: AdamW, whose *decoupled* weight decay shrinks every
-    weight by ``lr * weight_decay`` per step whatever its gradient (``decoupled=False``: Adam with
-    the decay added to the gradient, which Adam then normalises — on a coordinate the AND-mask
-    zeroes that becomes a step of about ``lr`` towards 0, a strong pruning of its own).
-    """
-
-    defaults: dict = {}
-
-    def __init__(
-        self,
-        model: nn.Module,
-        data: ShortcutDigits,
-        *,
-        lr: float,
-        weight_decay: float,
-        decoupled: bool = True,
-        **hparams,
-    ) -> None:
-        unknown = sorted(set(hparams) - set(self.defaults))
-        if unknown:
-            raise ValueError(
-                f"{type(self).__name__} takes the hyper-parameters {sorted(self.defaults)}, "
-                f"got {unknown}"
-            )
-        self.model, self.data, self.hp = model, data, self.defaults | hparams
-        self.lr, self.weight_decay, self.decoupled = lr, weight_decay, decoupled
-        self.optimizer = self.new_optimizer()
-
-    def new_optimizer(self) -> torch.optim.Optimizer:
-        kind = torch.optim.AdamW if self.decoupled else torch.optim.Adam
-        return kind(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-
-    def descend(self, loss: Tensor) -> None:
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-
-    def update(self, xs: Tensor, ys: Tensor, step: int) -> dict[str, float]:
-        raise NotImplementedError
+# ----------------------------------------------------------------------------- the data
 
 
-class ERM(Method):
-    """Cross-entropy on the pooled batch; needs nothing from the user."""
-
-    def update(self, xs, ys, step):
-        loss = F.cross_entropy(self.model(xs.flatten(0, 1)), ys.flatten())
-        self.descend(loss)
-        return {"loss": loss.item()}
-
-
-class ANDMask(Method):
-    """:func:`hvnotes.andmask.and_mask_step` with threshold ``tau``; needs environments."""
-
-    defaults = {"tau": 1.0}
-
-    def update(self, xs, ys, step):
-        loss, kept = andmask.and_mask_step(
-            self.model, F.cross_entropy, xs, ys, self.optimizer, tau=self.hp["tau"]
-        )
-        return {"loss": loss, "kept": sum(kept.values()) / len(kept)}
+def draws(n_draws: int | None = None, n_envs: int | None = None, device=None) -> list:
+    """The benchmark's data draws: ``datasets.shortcut_digits`` with data seed
+    ``derive_seed(d)`` for ``d < n_draws`` (default: the protocol's)."""
+    spec = PROTOCOL["benchmark"]
+    n_draws = PROTOCOL["seeds"]["data_draws"] if n_draws is None else n_draws
+    return [
+        datasets.shortcut_digits(
+            n_envs=spec["n_envs"] if n_envs is None else n_envs,
+            width=spec["frame_width"],
+            density=spec["code_density"],
+            seed=seeding.derive_seed(d),
+        ).to(device or "cpu")
+        for d in range(check_positive_int("n_draws", n_draws))
+    ]
 
 
-class RRR(Method):
-    """:func:`hvnotes.rrr.rrr_loss` with the shortcut annotated, weight ``l2_grads`` (λ1)."""
-
-    defaults = {"l2_grads": 10.0}
-
-    def update(self, xs, ys, step):
-        total, ce, rr = rrr.rrr_loss(
-            self.model, xs.flatten(0, 1), ys.flatten(), self.data.shortcut, self.hp["l2_grads"]
-        )
-        self.descend(total)
-        return {"loss": total.item(), "ce": ce.item(), "rr": rr.item()}
-
-
-class IRMv1(Method):
-    """IRMv1 (Arjovsky et al. 2019), as DomainBed runs it; needs environments.
-
-    Pooled cross-entropy plus ``w`` times the mean of each environment's :func:`irm_penalty`,
-    with ``w = 1`` for the first ``irm_anneal`` steps and ``irm_weight`` after. At the switch
-    Adam is reset, because its moment estimates would otherwise meet gradients a hundred times
-    larger than the ones they were built on (DomainBed's fix).
-    """
-
-    defaults = {"irm_weight": 100.0, "irm_anneal": 100}
-
-    def update(self, xs, ys, step):
-        if step == self.hp["irm_anneal"]:
-            self.optimizer = self.new_optimizer()
-        logits = self.model(xs.flatten(0, 1)).view(*ys.shape, -1)
-        ce = F.cross_entropy(logits.flatten(0, 1), ys.flatten())
-        penalty = torch.stack([irm_penalty(le, ye) for le, ye in zip(logits, ys, strict=True)])
-        weight = 1.0 if step < self.hp["irm_anneal"] else self.hp["irm_weight"]
-        loss = ce + weight * penalty.mean()
-        self.descend(loss)
-        return {"loss": loss.item(), "ce": ce.item(), "penalty": penalty.mean().item()}
-
-
-#: the methods by name, and their hyper-parameters (DomainBed's registry)
-METHODS: dict[str, type[Method]] = {"ERM": ERM, "AND-mask": ANDMask, "RRR": RRR, "IRMv1": IRMv1}
-HPARAMS: dict[str, dict] = {name: dict(cls.defaults) for name, cls in METHODS.items()}
-#: the tuning budget: three values of each method's main knob. ERM has no knob of its own, so it
-#: gets the weight decay, over a range where AdamW's shrinkage (``lr * weight_decay`` per step,
-#: up to 0.3 %) changes the model within the 300 steps.
-SEARCH: dict[str, dict[str, tuple]] = {
-    "ERM": {"weight_decay": (1e-2, 1e-1, 1.0)},
-    "AND-mask": {"tau": (0.5, 0.75, 1.0)},
-    "RRR": {"l2_grads": (1.0, 10.0, 100.0)},
-    "IRMv1": {"irm_weight": (10.0, 100.0, 1000.0)},
-}
-
-
-class Trained(NamedTuple):
-    """A trained model (in eval mode) and its training history."""
-
-    model: nn.Module
-    history: pd.DataFrame
-
-
-def train(
-    method: str,
-    data: ShortcutDigits,
-    *,
-    steps: int = 300,
-    lr: float = 3e-3,
-    weight_decay: float = 1e-4,
-    hidden: tuple[int, ...] = (64,),
-    batch_per_env: int | None = None,
-    decoupled: bool = True,
-    log_every: int | None = None,
-    seed: int | None = None,
-    **hparams,
-) -> Trained:
-    """Train a fresh ``models.mlp(H * W, hidden, 10)`` with ``method``; return it and its history.
-
-    Every method gets the same model, initialisation (``seed``; None: the run's
-    ``hvnotes.derive_seed(0)``), optimizer and batches: ``steps`` steps on ``batch_per_env``
-    examples of every environment (None: all of them, full batch), drawn by
-    :func:`hvnotes.train.env_batches`.
-
-    Args:
-        method: one of :data:`METHODS`.
-        data: the benchmark (``x_train`` ``(E, N, H, W)``), on the device to train on.
-        decoupled: AdamW's decoupled weight decay (the default) or Adam's coupled L2.
-        log_every: one history row every ``log_every`` steps (None: one row, at the end).
-        hparams: the method's own hyper-parameters (:data:`HPARAMS` has the defaults).
-
-    Returns:
-        :class:`Trained`: the model in eval mode, and the history of :func:`hvnotes.train.run`
-        (``step``, the method's logged terms, ``seconds``).
-    """
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {tuple(METHODS)}, got {method!r}")
-    steps = check_positive_int("steps", steps)
-    seed = seeding.resolve_seed(seed)
-    with seeding.torch_seed(seed):
-        model = models.mlp(math.prod(data.x_train.shape[2:]), hidden, 10).to(data.x_train.device)
-    algorithm = METHODS[method](
-        model, data, lr=lr, weight_decay=weight_decay, decoupled=decoupled, **hparams
-    )
-    counter = iter(range(steps))
-
-    def step(xs, ys):
-        model.train()
-        return algorithm.update(xs, ys, next(counter))
-
-    batches = env_batches(data.x_train, data.y_train, batch_per_env=batch_per_env, seed=seed)
-    history = run(step, batches, steps=steps, log_every=log_every or steps, progress=False)
-    return Trained(model.eval(), history)
-
-
-def sufficient_subsets(
-    model: nn.Module,
-    x: Tensor,
-    pool: Tensor,
-    min_rate: float = 0.9,
-    n_draws: int = 10,
-    seed: int | None = None,
-) -> Tensor:
-    """A post-hoc sufficient subset per row: bool ``(N, H, W)``.
-
-    Pixels are ranked by the model's own saliency ``|d logit_c / dx|``; the subset is the
-    smallest top-k set that :func:`hvnotes.sst.topk_search` accepts under the *probabilistic*
-    notion: with the complement filled by the pixels of a random image from ``pool`` (other
-    training digits with their own frames), the prediction must survive in ``min_rate`` of
-    ``n_draws`` fills. (Under the zero baseline a handful of pixels "suffice" for these models,
-    as notebook 05 measures: a weak notion, as notebook 04 showed.)
-    """
+def frame_blind(data: ShortcutDigits, seed: int) -> ShortcutDigits:
+    """The same draw, but every training digit wears its environment's code of a *random*
+    class: the frame says nothing about the label in training (the test sets are unchanged).
+    A model trained on it has no reason to use the frame: a control for measures of use."""
     generator = seeding.generator(seed)
-    saliency = sst.attribution(model, x, "saliency")
-    return sst.topk_search(
-        model, x, saliency, "probabilistic", pool=pool, n_draws=n_draws, generator=generator,
-        min_rate=min_rate,
-    )  # fmt: skip
+    random_class = torch.randint(0, 10, data.y_train.shape, generator=generator)
+    envs = torch.arange(data.codes.shape[0], device=data.codes.device)[:, None]
+    codes = data.codes[envs, random_class.to(data.codes.device)]
+    return data._replace(x_train=torch.where(data.shortcut, codes, data.x_train))
 
 
-def reasons(model: nn.Module, data: ShortcutDigits, n_explain: int = 16) -> dict[str, float]:
-    """One row of the results table: what ``model`` gets right and which reasons it uses.
-
-    Returns:
-        ``train``, ``id``, ``shift``: accuracies (training set, held-out digits with a working
-        shortcut, and with a broken one);
-        ``grad_on_frame``: mean fraction of the input gradient's mass
-        (:func:`hvnotes.rrr.gradient_mass`) on the frame, on the ``id`` digits;
-        ``digit_suff`` / ``frame_suff``: sufficiency rate (:func:`hvnotes.sst.sufficiency_rate`,
-        probabilistic, the rest taken from random training images) of the digit alone and of
-        the frame alone on the ``id`` digits;
-        for the :func:`sufficient_subsets` of the first ``n_explain`` ``id`` digits:
-        ``subset_size`` (fraction of pixels), ``subset_base`` (baseline-0 sufficiency rate),
-        ``subset_prob`` (probabilistic rate, re-checked with fresh draws), ``subset_on_frame``
-        (fraction of its pixels on the frame) and ``subset_has_frame`` (fraction of subsets
-        holding at least one frame pixel).
-    """
-    x_train, y_train = data.x_train.flatten(0, 1), data.y_train.flatten()
-    frame = data.shortcut
-    x = data.x_id[:n_explain]
-    keep = sufficient_subsets(model, x, x_train)
-    g = seeding.generator(seeding.derive_seed(1))
-    check = {"pool": x_train, "n_draws": 10, "generator": g}
-    kept = keep.flatten(1).sum(1).clamp_min(1)
-    return {
-        "train": accuracy(model, x_train, y_train),
-        "id": accuracy(model, data.x_id, data.y_test),
-        "shift": accuracy(model, data.x_shift, data.y_test),
-        "new": accuracy(model, data.x_new, data.y_test),
-        "grad_on_frame": rrr.gradient_mass(rrr.input_gradients(model, data.x_id), frame)
-        .mean()
-        .item(),
-        "digit_suff": sst.sufficiency_rate(model, data.x_id, ~frame, "probabilistic", **check),
-        "frame_suff": sst.sufficiency_rate(model, data.x_id, frame, "probabilistic", **check),
-        "subset_size": sst.explanation_size(keep).mean().item(),
-        "subset_base": sst.sufficiency_rate(model, x, keep, "baseline"),
-        "subset_prob": sst.sufficiency_rate(model, x, keep, "probabilistic", **check),
-        "subset_on_frame": ((keep & frame).flatten(1).sum(1) / kept).mean().item(),
-        "subset_has_frame": (keep & frame).flatten(1).any(1).float().mean().item(),
-    }
+def frame_only(data: ShortcutDigits) -> Tensor:
+    """The in-distribution test digits with the digit blanked: only the frame (its code of the
+    digit's class) is left, ``(M, H, W)``."""
+    return data.x_id * data.shortcut
 
 
-def results_table(trained: dict[str, nn.Module], data: ShortcutDigits, **kw) -> pd.DataFrame:
-    """:func:`reasons` of every trained model, one row per method (index ``method``)."""
-    rows = [{"method": name} | reasons(model, data, **kw) for name, model in trained.items()]
-    return pd.DataFrame(rows).set_index("method")
-
-
-def first_layer_agreement(model: nn.Module, data: ShortcutDigits) -> dict[str, float]:
-    """Do the environments agree on the first layer's gradient? Frame pixels vs digit pixels.
-
-    Per-environment gradients (:func:`hvnotes.andmask.env_gradients`, full training set) of the
-    first ``nn.Linear``'s weight ``(hidden, H * W)``; for each component the agreement
-    ``|mean_e sign(g_e)|``; returned as its mean over the columns of frame pixels and of digit
-    pixels (only pixels that are ever non-zero count).
-    """
-    agreement = pixel_agreement(model, data)  # every pixel has as many components: means agree
-    used = _used_pixels(data)
-    return {
-        "frame": agreement[data.shortcut & used].mean().item(),
-        "digit": agreement[~data.shortcut & used].mean().item(),
-    }
-
-
-def _used_pixels(data: ShortcutDigits) -> Tensor:
-    """Pixels that are non-zero in some training image: bool ``(H, W)``."""
-    return (data.x_train != 0).flatten(0, 1).any(0)
-
-
-def _per_method(hparams: dict[str, dict] | None, methods) -> dict[str, dict]:
-    """Every method's own keyword arguments (``{}`` where ``hparams`` names none)."""
-    hparams = {} if hparams is None else dict(hparams)
-    unknown = sorted(set(hparams) - set(methods))
-    if unknown:
-        raise ValueError(f"hparams names methods {unknown} that are not in methods {list(methods)}")
-    return {method: dict(hparams.get(method, {})) for method in methods}
-
-
-def env_sweep(
-    env_counts,
-    methods=("ERM", "AND-mask"),
-    seeds: Sequence[int] | None = None,
-    device=None,
-    hparams: dict[str, dict] | None = None,
-    **train_kw,
-) -> pd.DataFrame:
-    """Train each method on the benchmark built with each environment count, for each seed.
-
-    Returns a long DataFrame with columns ``envs``, ``seed``, ``method``, ``id``, ``shift``,
-    ``new`` (accuracies) and ``grad_on_frame``. For one seed every count uses the same digits
-    (only their partition differs); a seed changes the data, the codes and the initialisation.
-    ``seeds`` default: the run's ``hvnotes.derive_seed(0)``. ``hparams`` maps a method to its
-    own keyword arguments for :func:`train` (e.g. ``{"AND-mask": {"tau": 0.75}}``); ``train_kw``
-    go to every method.
-    """
-    seeds = [seeding.derive_seed(0)] if seeds is None else list(seeds)
-    hparams = _per_method(hparams, methods)
-    rows = []
-    for n_envs, seed in ((n, s) for n in env_counts for s in seeds):
-        data = datasets.shortcut_digits(n_envs=n_envs, seed=seed).to(device or "cpu")
-        for method in methods:
-            model = train(method, data, seed=seed, **(train_kw | hparams[method])).model
-            grads = rrr.input_gradients(model, data.x_id)
-            rows.append(
-                {
-                    "envs": int(n_envs),
-                    "seed": seed,
-                    "method": method,
-                    "id": accuracy(model, data.x_id, data.y_test),
-                    "shift": accuracy(model, data.x_shift, data.y_test),
-                    "new": accuracy(model, data.x_new, data.y_test),
-                    "grad_on_frame": rrr.gradient_mass(grads, data.shortcut).mean().item(),
-                }
-            )
-    return pd.DataFrame(rows)
-
-
-def seed_table(
-    data: ShortcutDigits,
-    methods=METHODS,
-    seeds: Sequence[int] | None = None,
-    hparams: dict[str, dict] | None = None,
-    **train_kw,
-) -> pd.DataFrame:
-    """Is each method's answer hard to vary across training seeds?
-
-    Trains every method with every seed and returns one row per method: ``shift_mean`` and
-    ``shift_std`` (shifted-test accuracy over seeds), ``seed_agreement`` (fraction of shifted
-    test digits on which all seeds predict the same class) and ``grad_on_frame`` (mean over
-    seeds). ``seeds`` default: the run's ``hvnotes.derive_seed(0)``, ``(1)`` and ``(2)``.
-    ``hparams``: per-method keyword arguments, as in :func:`env_sweep`.
-    """
-    if seeds is None:
-        seeds = [seeding.derive_seed(k) for k in range(3)]
-    hparams = _per_method(hparams, methods)
-    rows = []
-    for method in methods:
-        preds, shift, mass = [], [], []
-        for seed in seeds:
-            model = train(method, data, seed=seed, **(train_kw | hparams[method])).model
-            preds.append(predict(model, data.x_shift))
-            shift.append((preds[-1] == data.y_test).float().mean().item())
-            grads = rrr.input_gradients(model, data.x_id)
-            mass.append(rrr.gradient_mass(grads, data.shortcut).mean().item())
-        preds = torch.stack(preds)
-        rows.append(
-            {
-                "method": method,
-                "shift_mean": float(np.mean(shift)),
-                "shift_std": float(np.std(shift)),
-                "seed_agreement": (preds == preds[0]).all(0).float().mean().item(),
-                "grad_on_frame": float(np.mean(mass)),
-            }
-        )
-    return pd.DataFrame(rows).set_index("method")
-
-
-def plot_reasons(trained: dict[str, nn.Module], data: ShortcutDigits, n: int = 6):
-    """A figure grid: the first ``n`` in-distribution test digits, then for every method its
-    input-gradient map ``|g|`` (scaled to each image's maximum) and its sufficient subset
-    (:func:`sufficient_subsets`: kept digit pixels blue, kept frame pixels orange, the image
-    faint grey behind). The digit's 8x8 area is outlined.
-
-    Returns the matplotlib ``Figure``.
-    """
-    import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
-
-    x = data.x_id[:n]
-    pool = data.x_train.flatten(0, 1)
-    frame = data.shortcut.cpu()
-    rows = [("input", x.cpu().clamp(0, 1))]
-    for name, model in trained.items():
-        g = rrr.input_gradients(model, x).abs()
-        rows.append((f"{name}\n|gradient|", (g / g.flatten(1).amax(1).view(-1, 1, 1)).cpu()))
-    for name, model in trained.items():
-        keep = sufficient_subsets(model, x, pool).cpu()
-        rgb = (1 - 0.3 * x.cpu().clamp(0, 1))[..., None].repeat(1, 1, 1, 3)
-        rgb[keep & ~frame] = torch.tensor([0.15, 0.35, 0.85])
-        rgb[keep & frame] = torch.tensor([0.95, 0.55, 0.1])
-        rows.append((f"{name}\nsubset", rgb))
-    width = (data.x_id.shape[-1] - 8) // 2
-    fig, axes = plt.subplots(len(rows), n, figsize=(1.1 * n + 1.0, 1.05 * len(rows)), squeeze=False)
-    for r, (label, images) in enumerate(rows):
-        cmap = "magma" if "gradient" in label else "gray"
-        for c in range(n):
-            ax = axes[r, c]
-            im = ax.imshow(images[c], cmap=cmap, vmin=0.0, vmax=1.0)
-            ax.add_patch(Rectangle((width - 0.5, width - 0.5), 8, 8, fill=False, ec="c", lw=0.8))
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(f"label {int(data.y_test[c])}", fontsize=8)
-            if cmap == "magma":
-                grad_image = im
-        axes[r, 0].set_ylabel(label, fontsize=8)
-    grad_axes = [ax for (label, _), row in zip(rows, axes, strict=True) if "gradient" in label
-                 for ax in row]  # fmt: skip
-    fig.colorbar(grad_image, ax=grad_axes, fraction=0.03, pad=0.02, label="|gradient| / max")
-    fig.suptitle(
-        "Each model's reasons on the same digits\n"
-        "subsets: blue = digit pixels kept, orange = frame pixels kept",
-        fontsize=10,
-    )
-    return fig
-
-
-# ----------------------------------------------------------------------------- selection
-
-
-def leave_one_environment_out(
-    method: str,
-    data: ShortcutDigits,
-    grid: dict[str, Sequence] | None = None,
-    held_out: int = 0,
-    **train_kw,
-) -> pd.DataFrame:
-    """Choose hyper-parameters without the test domain: train on every environment but
-    ``held_out`` and validate on it (its digits wear a code book the model never saw).
-
-    ``grid`` (default :data:`SEARCH`'s entry) maps one knob to its candidate values. Returns one
-    row per value with its ``validation`` accuracy and ``chosen`` True for the best (the first
-    best on ties). The test sets are not touched.
-    """
-    grid = SEARCH[method] if grid is None else grid
-    if len(grid) != 1:
-        raise ValueError(f"grid must name one hyper-parameter, got {sorted(grid)}")
-    n_envs = data.x_train.shape[0]
-    if not 0 <= held_out < n_envs or n_envs < 2:
-        raise ValueError(f"held_out must be an environment in [0, {n_envs}), got {held_out!r}")
-    (key, values), keep = next(iter(grid.items())), [e for e in range(n_envs) if e != held_out]
-    rest = data._replace(x_train=data.x_train[keep], y_train=data.y_train[keep])
-    x_val, y_val = data.x_train[held_out], data.y_train[held_out]
-    rows = []
-    for value in values:
-        model = train(method, rest, **(train_kw | {key: value})).model
-        rows.append(
-            {
-                "method": method,
-                "knob": key,
-                "value": value,
-                "validation": accuracy(model, x_val, y_val),
-            }
-        )
-    table = pd.DataFrame(rows)
-    table["chosen"] = False
-    table.loc[table["validation"].idxmax(), "chosen"] = True
-    return table
-
-
-# ----------------------------------------------------------------------------- no annotation
+# ----------------------------------------------------------------------------- coins
 
 
 def coin_agreement(n_envs: int) -> float:
@@ -528,8 +127,426 @@ def pixel_agreement(model: nn.Module, data: ShortcutDigits) -> Tensor:
     return agreement.view(data.x_train.shape[2:])
 
 
+def _used_pixels(data: ShortcutDigits) -> Tensor:
+    """Pixels that are non-zero in some training image: bool ``(H, W)``."""
+    return (data.x_train != 0).flatten(0, 1).any(0)
+
+
+def first_layer_agreement(model: nn.Module, data: ShortcutDigits) -> dict[str, float]:
+    """:func:`pixel_agreement` averaged over the frame's pixels and over the digit's (only
+    pixels that are ever non-zero count): do the environments agree on the frame?"""
+    agreement, used = pixel_agreement(model, data), _used_pixels(data)
+    return {
+        "frame": agreement[data.shortcut & used].mean().item(),
+        "digit": agreement[~data.shortcut & used].mean().item(),
+    }
+
+
 def disagreement_mask(agreement: Tensor, data: ShortcutDigits, delta: float = 0.05) -> Tensor:
     """An annotation found from the environments alone: the pixels (ever non-zero in training)
-    whose :func:`pixel_agreement` is within ``delta`` of the coin-flip level
-    :func:`coin_agreement` — where the environments' gradients agree no better than chance."""
+    whose :func:`pixel_agreement` is below the coin level :func:`coin_agreement` plus
+    ``delta`` — where the environments' gradients agree no better than chance."""
     return (agreement < coin_agreement(data.x_train.shape[0]) + delta) & _used_pixels(data)
+
+
+def shuffle_environments(data: ShortcutDigits, seed: int) -> ShortcutDigits:
+    """The same training digits dealt into the same number of environments at random: an
+    environment then mixes every code book (the found annotation's null twin)."""
+    generator = seeding.generator(seed)
+    n_envs, n = data.y_train.shape
+    order = torch.randperm(n_envs * n, generator=generator).to(data.y_train.device)
+    return data._replace(
+        x_train=data.x_train.flatten(0, 1)[order].view_as(data.x_train),
+        y_train=data.y_train.flatten()[order].view_as(data.y_train),
+    )
+
+
+def found_annotation(
+    data: ShortcutDigits, seed: int, shuffled: bool = False
+) -> tuple[Tensor, Tensor]:
+    """The protocol's found annotation of one draw: ``(mask (H, W) bool, agreement (H, W))``.
+
+    An untrained ``models.mlp(H * W, (256,), 10)`` initialised with ``seed``; the mask is
+    :func:`disagreement_mask` with ``delta`` two standard deviations of a mean of 256 coin
+    agreements (:func:`coin_spread`). ``shuffled``: measure agreement on environments dealt at
+    random (:func:`shuffle_environments`), the twin that removes the environment labels.
+    """
+    width = 256
+    with seeding.torch_seed(seed):
+        net = models.mlp(math.prod(data.x_train.shape[2:]), (width,), 10)
+    measured = shuffle_environments(data, seeding.derive_seed(906)) if shuffled else data
+    agreement = pixel_agreement(net.to(data.x_train.device), measured)
+    delta = 2 * coin_spread(data.x_train.shape[0], width)
+    return disagreement_mask(agreement, data, delta), agreement
+
+
+# ----------------------------------------------------------------------------- training
+
+
+class Runs(NamedTuple):
+    """Models trained side by side: ``model`` (:class:`hvnotes.ensembles.MLPs`, member ``k``
+    is run ``k``), ``runs`` (one row per member: its draw, settings and seeds) and the
+    training ``history``."""
+
+    model: ensembles.MLPs
+    runs: pd.DataFrame
+    history: pd.DataFrame
+
+
+def _method_spec(method: str) -> tuple[str, str, dict]:
+    """The ensembles method behind a protocol method or twin, its knob, and fixed values."""
+    twin = PROTOCOL["twins"].get(method)
+    base = twin["of"] if twin else method
+    if base not in PROTOCOL["methods"]:
+        raise ValueError(f"method must be one of {METHODS} or a twin of one, got {method!r}")
+    spec, steps = PROTOCOL["methods"][base], PROTOCOL["budget"]["steps"]
+    fixed = {}
+    if base == "SAND-mask":
+        fixed = {"k": spec["k"]}
+    elif base == "IRMv1":
+        fixed = {"irm_anneal": round(steps * spec["anneal_fraction"])}
+    name = "RRR" if base.startswith("RRR") else base
+    if method == "AND-mask, random":
+        name, fixed = method, {"mask_seed": seeding.derive_seed(905)}
+    return name, spec["knob"], fixed
+
+
+def train_stack(
+    method: str,
+    x: Tensor,
+    y: Tensor,
+    settings: pd.DataFrame,
+    annotations: Tensor | None = None,
+    *,
+    steps: int | None = None,
+    log_every: int | None = None,
+    batch_seed: int | None = None,
+    **fixed,
+) -> Runs:
+    """Train one model per row of ``settings`` with a protocol method, all side by side.
+
+    Args:
+        method: a protocol method (:data:`METHODS`).
+        x, y: training data ``(K, E, N, H, W)``, ``(K, E, N)``: row ``k``'s own environments.
+        settings: ``K`` rows; column ``init`` (the member's seed), the method's knob
+            (``PROTOCOL["methods"][method]["knob"]``) and optionally ``weight_decay``.
+        annotations: RRR's "must not matter" masks ``(K, H, W)``.
+        steps: default the protocol's budget; ``fixed``: more keyword arguments for
+            :func:`hvnotes.ensembles.fit` (``decay``, another method's fixed values...).
+    """
+    budget = PROTOCOL["budget"]
+    name, knob, hp = _method_spec(method)
+    hp = hp | {c: torch.tensor(settings[c].tolist(), dtype=torch.float32, device=x.device)
+               for c in settings.columns if c not in ("init", "draw", "fold")}  # fmt: skip
+    if knob not in hp:
+        raise ValueError(f"settings must give {method}'s knob {knob!r}")
+    hp.setdefault("weight_decay", budget["weight_decay"])
+    if name == "RRR":
+        hp["annotations"] = annotations
+    model = ensembles.MLPs(
+        math.prod(x.shape[3:]), PROTOCOL["model"]["hidden"], 10, settings["init"].tolist()
+    ).to(x.device)
+    batch_seed = int(settings["init"].iloc[0]) if batch_seed is None else batch_seed
+    history = ensembles.fit(
+        name, model, ensembles.stacked_batches(x, y, budget["batch_per_env"], batch_seed),
+        steps=steps or budget["steps"], lr=budget["lr"], log_every=log_every, **(hp | fixed),
+    )  # fmt: skip
+    return Runs(model, settings.reset_index(drop=True), history)
+
+
+def _annotations(method: str, data: Sequence[ShortcutDigits], found: Sequence[Tensor] | None):
+    """RRR's annotation on every draw: the frame, the found mask, or (the twin) the digit."""
+    if method == "RRR":
+        return [d.shortcut for d in data]
+    if method == "RRR, digit annotated":
+        return [~d.shortcut for d in data]
+    if method == "RRR, found":
+        if found is None:
+            raise ValueError("'RRR, found' needs the found annotation of every draw")
+        return list(found)
+    return None
+
+
+def select(
+    method: str,
+    data: Sequence[ShortcutDigits],
+    found: Sequence[Tensor] | None = None,
+    **fixed,
+) -> pd.DataFrame:
+    """Leave-one-environment-out validation of every value of ``method``'s knob on every draw.
+
+    For each draw ``d``, each fold (the protocol's held-out environments) and each grid value, a
+    model trains on the other environments and is scored on the held-out environment's
+    training digits. No test set is read. Returns one row per (draw, fold, value): ``draw``,
+    ``fold``, ``value``, ``correct`` and ``n`` (validation digits).
+    """
+    spec, sel = PROTOCOL["methods"][method], PROTOCOL["selection"]
+    notes = _annotations(method, data, found)
+    xs, ys, xv, yv, ann, rows = [], [], [], [], [], []
+    for d, draw in enumerate(data):
+        n_envs = draw.x_train.shape[0]
+        for fold in sel["folds"]:
+            keep = [e for e in range(n_envs) if e != fold]
+            for value in spec["grid"]:
+                xs.append(draw.x_train[keep])
+                ys.append(draw.y_train[keep])
+                xv.append(draw.x_train[fold])
+                yv.append(draw.y_train[fold])
+                if notes is not None:
+                    ann.append(notes[d])
+                rows.append({"draw": d, "fold": fold, "value": value,
+                             "init": seeding.derive_seed(100 + d)})  # fmt: skip
+    settings = pd.DataFrame(rows).rename(columns={"value": spec["knob"]})
+    runs = train_stack(
+        method, torch.stack(xs), torch.stack(ys), settings,
+        torch.stack(ann) if ann else None, batch_seed=seeding.derive_seed(150), **fixed,
+    )  # fmt: skip
+    correct = ensembles.predict(runs.model, torch.stack(xv)) == torch.stack(yv)
+    table = runs.runs.rename(columns={spec["knob"]: "value"}).drop(columns="init")
+    table["correct"] = correct.sum(dim=1).cpu().numpy()
+    table["n"] = correct.shape[1]
+    return table
+
+
+def one_standard_error(table: pd.DataFrame, grid: Sequence[float]) -> pd.DataFrame:
+    """The protocol's selection rule, per draw: the validation accuracy of every value (pooled
+    over folds), its binomial standard error, and the chosen value — the most constrained
+    (latest in ``grid``) among those within one standard error of the best.
+
+    Returns one row per (draw, value): ``validation``, ``se``, ``chosen``.
+    """
+    pooled = table.groupby(["draw", "value"])[["correct", "n"]].sum()
+    pooled["validation"] = pooled["correct"] / pooled["n"]
+    p = pooled["validation"]
+    pooled["se"] = (p * (1 - p) / pooled["n"]).pow(0.5)
+    order = {v: i for i, v in enumerate(grid)}
+    pooled["chosen"] = False
+    for draw, part in pooled.groupby(level="draw"):
+        best = part["validation"].idxmax()
+        within = part[part["validation"] >= part.loc[best, "validation"] - part.loc[best, "se"]]
+        strongest = max(within.index, key=lambda key: order[key[1]])
+        pooled.loc[strongest, "chosen"] = True
+        del draw
+    return pooled[["validation", "se", "chosen"]]
+
+
+def train_runs(
+    method: str,
+    data: Sequence[ShortcutDigits],
+    chosen: dict[int, float],
+    found: Sequence[Tensor] | None = None,
+    inits: int | None = None,
+    **fixed,
+) -> Runs:
+    """Train ``method`` on every draw (all environments) with its chosen value ``chosen[d]``,
+    once per initialisation (default: the protocol's ``inits_per_draw``; init seed
+    ``derive_seed(200 + 10 d + i)``). ``method`` may also be a twin of the protocol
+    (``PROTOCOL["twins"]``), given the chosen values of the method it shadows."""
+    inits = PROTOCOL["seeds"]["inits_per_draw"] if inits is None else inits
+    knob = _method_spec(method)[1]
+    notes = _annotations(method, data, found)
+    rows = [{"draw": d, "seed": i, knob: chosen[d], "init": seeding.derive_seed(200 + 10 * d + i)}
+            for d in range(len(data)) for i in range(inits)]  # fmt: skip
+    settings = pd.DataFrame(rows)
+    x = torch.stack([data[r["draw"]].x_train for r in rows])
+    y = torch.stack([data[r["draw"]].y_train for r in rows])
+    ann = torch.stack([notes[r["draw"]] for r in rows]) if notes is not None else None
+    return train_stack(method, x, y, settings.drop(columns="seed"), ann, **fixed)._replace(
+        runs=settings
+    )
+
+
+def untrained(data: Sequence[ShortcutDigits], inits: int | None = None) -> Runs:
+    """Untrained networks, one per draw and initialisation (the null twin of every method)."""
+    inits = PROTOCOL["seeds"]["inits_per_draw"] if inits is None else inits
+    rows = [{"draw": d, "seed": i, "init": seeding.derive_seed(200 + 10 * d + i)}
+            for d in range(len(data)) for i in range(inits)]  # fmt: skip
+    model = ensembles.MLPs(
+        math.prod(data[0].x_train.shape[2:]), PROTOCOL["model"]["hidden"], 10,
+        [r["init"] for r in rows],
+    ).to(data[0].x_train.device)  # fmt: skip
+    return Runs(model.eval(), pd.DataFrame(rows), pd.DataFrame())
+
+
+# ----------------------------------------------------------------------------- behaviour
+
+
+@torch.no_grad()
+def behaviour(runs: Runs, data: Sequence[ShortcutDigits]) -> pd.DataFrame:
+    """What every trained model does, one row per model (its draw's test sets).
+
+    Columns: ``id``, ``shift``, ``new`` (accuracies); ``follows_frame``: on shifted digits
+    whose frame names another class, the share of predictions equal to the frame's class;
+    ``frame_only``: the digit blanked (:func:`frame_only`), the share of predictions equal to
+    the class the frame spells. An untrained network scores about 0.1 on both.
+    """
+    draw = runs.runs["draw"].tolist()
+
+    def stacked(get):
+        return torch.stack([get(data[d]) for d in draw])
+
+    y = stacked(lambda d: d.y_test)
+    pred = {name: ensembles.predict(runs.model, stacked(get)) for name, get in
+            [("id", lambda d: d.x_id), ("shift", lambda d: d.x_shift),
+             ("new", lambda d: d.x_new), ("frame", frame_only)]}  # fmt: skip
+    frame_class = stacked(lambda d: d.shift_class)
+    other = frame_class != y
+    table = runs.runs.copy()
+    for name in ("id", "shift", "new"):
+        table[name] = (pred[name] == y).float().mean(dim=1).cpu().numpy()
+    follows = ((pred["shift"] == frame_class) & other).sum(dim=1) / other.sum(dim=1)
+    table["follows_frame"] = follows.cpu().numpy()
+    table["frame_only"] = (pred["frame"] == y).float().mean(dim=1).cpu().numpy()
+    return table
+
+
+MEASURES = ("id", "shift", "new", "follows_frame", "frame_only")
+
+
+def summary(tables: dict[str, pd.DataFrame], measures: Sequence[str] = MEASURES) -> pd.DataFrame:
+    """Mean, min and max over runs of each measure, one row per method."""
+    rows = {}
+    for method, table in tables.items():
+        stats = table[list(measures)].agg(["mean", "min", "max"])
+        rows[method] = {(m, s): stats.loc[s, m] for m in measures for s in ("mean", "min", "max")}
+    out = pd.DataFrame(rows).T
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    return out
+
+
+def gains(tables: dict[str, pd.DataFrame], over: str = "ERM", measure: str = "shift"):
+    """Each method's gain over ``over`` on ``measure``, run by run (same draw and seed)."""
+    base = tables[over].set_index(["draw", "seed"])[measure]
+    return pd.DataFrame(
+        {m: t.set_index(["draw", "seed"])[measure] - base for m, t in tables.items() if m != over}
+    )
+
+
+# ----------------------------------------------------------------------------- IRM's setting
+
+
+def _colourings(x: Tensor, digits: Tensor, flips: Tensor, spec: dict, seed: int):
+    """Endless minibatches of freshly coloured digits: ``spec["batch_per_env"]`` digits of every
+    environment per model, their labels and colours redrawn at every step."""
+    generator = seeding.generator(seed)
+    for xs, ds in ensembles.stacked_batches(x, digits, spec["batch_per_env"], seed):
+        yield datasets.color_digits(xs, ds, flips, spec["label_noise"], generator)
+
+
+def irm_setting(
+    methods: Sequence[str] = ("IRMv1", "IRMv1, no penalty", "AND-mask"),
+    device=None,
+    seeds: Sequence[int] | None = None,
+    **over,
+) -> pd.DataFrame:
+    """IRMv1's own kind of task: colored digits (the protocol's ``irm_setting``).
+
+    Each method trains one model per seed (data and init seed ``derive_seed(400 + s)``, or
+    ``seeds``) on two environments whose colour agrees with the noisy label 90 % and 80 % of the
+    time, on minibatches whose labels and colours are drawn afresh at every step; the test
+    environment's colour agrees 10 % of the time. ``"IRMv1, no penalty"`` is IRMv1 with its
+    penalty weight 0 throughout: ERM, with the same initialisation, batches and Adam reset (the
+    IRMv1 models are trained side by side). ``"AND-mask"`` uses the protocol's ``tau``. ``over``
+    overrides protocol values (for tests).
+
+    Returns one row per (method, seed): ``train`` (accuracy on a fresh colouring of the training
+    digits) and ``test`` (on the test environment), both against the noisy labels.
+    """
+    spec = PROTOCOL["irm_setting"] | over
+    if seeds is None:
+        seeds = [seeding.derive_seed(400 + s) for s in range(spec["seeds"])]
+    data = [datasets.colored_digits(2, spec["colour_flips"], spec["test_flip"],
+                                    spec["label_noise"], seed=s).to(device or "cpu")
+            for s in seeds]  # fmt: skip
+    x = torch.stack([d.x_train for d in data])  # (K, E, N, H, W)
+    digits = torch.stack([d.digit_train for d in data])
+    flips = torch.stack([d.colour_flip for d in data])[..., None]  # (K, E, 1)
+    g_test = seeding.generator(seeding.derive_seed(450))
+    tests = [datasets.color_digits(d.x_test, d.digit_test, d.test_flip, d.label_noise, g_test)
+             for d in data]  # fmt: skip
+    x_test, y_test = torch.stack([t[0] for t in tests]), torch.stack([t[1] for t in tests])
+    x_check, y_check = datasets.color_digits(x, digits, flips, spec["label_noise"], g_test)
+    irm = [m for m in methods if m.startswith("IRMv1")]
+    stacks = ([(irm, "IRMv1")] if irm else []) + [([m], m) for m in methods if m not in irm]
+    rows = []
+    for names, update in stacks:
+        hp = {}
+        if update == "IRMv1":
+            on = torch.tensor([float(m == "IRMv1") for m in names for _ in seeds])
+            unknown = [m for m in names if m not in ("IRMv1", "IRMv1, no penalty")]
+            if unknown:
+                raise ValueError(f"unknown IRMv1 variants {unknown}")
+            hp = {"irm_weight": on * spec["irm_weight"], "irm_start_weight": on,
+                  "irm_anneal": spec["irm_anneal"]}  # fmt: skip
+        elif update == "AND-mask":
+            hp = {"tau": spec["and_mask_tau"]}
+        elif update != "ERM":
+            raise ValueError(f"methods must be IRMv1 variants, 'AND-mask' or 'ERM', got {update!r}")
+        reps = len(names)
+        model = ensembles.MLPs(2 * 8 * 8, spec["hidden"], 2, list(seeds) * reps).to(x.device)
+        batches = _colourings(*(t.repeat(reps, *[1] * (t.ndim - 1)) for t in (x, digits, flips)),
+                              spec, seeding.derive_seed(460))  # fmt: skip
+        ensembles.fit(update, model, batches, steps=spec["steps"], lr=spec["lr"],
+                      weight_decay=spec["coupled_l2"], decay="coupled", **hp)  # fmt: skip
+        train_acc = ensembles.accuracy(model, x_check.flatten(1, 2).repeat(reps, 1, 1, 1, 1),
+                                       y_check.flatten(1, 2).repeat(reps, 1))  # fmt: skip
+        test_acc = ensembles.accuracy(
+            model, x_test.repeat(reps, 1, 1, 1, 1), y_test.repeat(reps, 1)
+        )
+        for j, method in enumerate(names):
+            for s in range(len(seeds)):
+                k = j * len(seeds) + s
+                rows.append({"method": method, "seed": s, "train": train_acc[k].item(),
+                             "test": test_acc[k].item()})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- the deep dive
+
+
+def env_sweep(
+    env_counts: Sequence[int], n_draws: int = 2, device=None, **fixed
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """ERM and the AND-mask on the benchmark rebuilt with each environment count.
+
+    For every count ``E`` and draw (data seed ``derive_seed(d)``, so every count deals the same
+    digits): ERM (the protocol's budget, no decay), the AND-mask at the paper's ``tau = 1``, and
+    the AND-mask with ``tau`` chosen by the protocol's selection (:func:`select`,
+    :func:`one_standard_error`; with ``E = 2`` every ``tau > 0`` is unanimity, so ``tau = 1``).
+    One initialisation per draw.
+
+    Returns ``(behaviour, selection)``: one :func:`behaviour` row per (E, method, draw) with
+    columns ``envs``, ``method``, ``tau``; and the selection rows (``envs``, ``draw``,
+    ``value``, ``validation``, ``se``, ``chosen``).
+    """
+    rows, picks = [], []
+    grid = PROTOCOL["methods"]["AND-mask"]["grid"]
+    for n_envs in env_counts:
+        data = draws(n_draws, n_envs=n_envs, device=device)
+        if n_envs > 2:
+            rule = one_standard_error(select("AND-mask", data, **fixed), grid)
+            picks.append(rule.reset_index().assign(envs=n_envs))
+            tau = {d: v for d, v in rule[rule["chosen"]].index}
+        else:
+            tau = dict.fromkeys(range(n_draws), 1.0)
+        for label, method, chosen in [
+            ("ERM", "ERM", dict.fromkeys(range(n_draws), 0.0)),
+            ("AND-mask, tau = 1", "AND-mask", dict.fromkeys(range(n_draws), 1.0)),
+            ("AND-mask, tau selected", "AND-mask", tau),
+        ]:
+            table = behaviour(train_runs(method, data, chosen, inits=1, **fixed), data)
+            knob = "weight_decay" if method == "ERM" else "tau"
+            rows.append(table.rename(columns={knob: "tau"}).assign(envs=n_envs, method=label))
+    return pd.concat(rows, ignore_index=True), pd.concat(picks, ignore_index=True)
+
+
+def gradient_mass(runs: Runs, data: Sequence[ShortcutDigits]) -> list[float]:
+    """Each model's mean share of ``|d/dx sum_c log p_c|`` on the frame, on its draw's ``x_id``
+    digits (:func:`hvnotes.rrr.gradient_mass`): the attribution measure this lesson replaced."""
+    from hvnotes import rrr
+
+    out = []
+    for k, d in enumerate(runs.runs["draw"].tolist()):
+        grads = rrr.input_gradients(runs.model.member(k), data[d].x_id)
+        out.append(rrr.gradient_mass(grads, data[d].shortcut).mean().item())
+    return out

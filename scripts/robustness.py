@@ -451,7 +451,7 @@ def write_report(
         f"time; {wall / 60:.1f} minutes in all.",
         *(
             [
-                f"- Split into {shards['n']} shards run on separate machines (`--shard k/n`) and "
+                f"- Split into {shards['n']} shards (`--shard k/n`, on separate machines or one after another) and "
                 f"merged (`--merge`): the longest shard took {wall / 60:.1f} minutes, "
                 f"{shards['machine_time'] / 60:.1f} minutes of machine time in all."
             ]

@@ -16,7 +16,12 @@ from hvnotes.checks.andmask import (
     check_tau_choice,
     reference_tau_choice,
 )
-from hvnotes.checks.benchmark import check_coin_level, check_irm_penalty
+from hvnotes.checks.benchmark import (
+    check_coin_level,
+    check_irm_penalty,
+    compare_predictions,
+    registered_predictions,
+)
 from hvnotes.checks.capstone import (
     check_fourier_concentration,
     check_paired_interval,
@@ -69,9 +74,11 @@ __all__ = [
     "check_tab_says_nothing",
     "check_tab_share",
     "check_tau_choice",
+    "compare_predictions",
     "reference_lambda_choice",
     "reference_tau_choice",
     "registered_prediction",
+    "registered_predictions",
     "registered_rate",
     "run_checks",
 ]

@@ -77,3 +77,36 @@ def check_coin_level(fn: Callable) -> bool:
     cases = [(f"E={n}, closed form", closed(n)) for n in (1, 2, 3, 8, 32)]
     cases += [(f"E={n}, simulation", simulated(n)) for n in (5, 16)]
     return run_checks("coin_level", cases)
+
+
+def registered_predictions(fn: Callable, names) -> dict[str, float] | None:
+    """Read the learner's predicted rates ``fn() -> {name: rate}`` (one per name in ``names``,
+    each in [0, 1]), print one fixed line and return them; None (nothing registered) when the
+    exercise is not done yet or the answer is not such a dict."""
+    import math
+
+    names = tuple(names)
+    try:
+        value = fn()
+    except NotImplementedError:
+        print("✗ predictions: not registered yet (the comparison below leaves them out)")
+        return None
+    ok = isinstance(value, dict) and set(value) == set(names)
+    ok = ok and all(
+        isinstance(v, int | float) and not isinstance(v, bool) and not math.isnan(v) and 0 <= v <= 1
+        for v in value.values()
+    )
+    if not ok:
+        print(f"✗ predictions: give a dict with a rate in [0, 1] for each of {list(names)}")
+        return None
+    print(f"✓ predictions registered for {', '.join(names)}: compared with the measurement below")
+    return {k: float(value[k]) for k in names}
+
+
+def compare_predictions(predictions: dict[str, float] | None, measured) -> None:
+    """Print each registered prediction beside its measurement (nothing when none was made)."""
+    if predictions is None:
+        return
+    for name, guess in predictions.items():
+        value = float(measured[name])
+        print(f"  your prediction for {name}: {guess:.2f}; measured {value:.2f}")

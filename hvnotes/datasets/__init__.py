@@ -2,7 +2,8 @@
 
 =================  ==============================================================
 ``images``         ``load_digits``, ``load_mnist_subset`` (shipped in wheels), ``Split``
-``shortcuts``      label tab (00); Toy Colors, Decoy MNIST, Iris-Cancer (03); shortcut digits (05)
+``shortcuts``      label tab (00); Toy Colors, Decoy MNIST, Iris-Cancer (03); shortcut digits and
+                   colored digits (05)
 ``environments``   linear toy, spirals + shortcuts, random-label digits (02)
 ``arithmetic``     modular addition and multiplication, pair splits (06)
 =================  ==============================================================
@@ -27,12 +28,15 @@ from hvnotes.datasets.images import (
 )
 from hvnotes.datasets.shortcuts import (
     TOY_COLORS_PALETTE,
+    ColoredDigits,
     DecoySplit,
     IrisCancer,
     ShortcutDigits,
     ToyColors,
     add_label_tab,
     add_swatch,
+    color_digits,
+    colored_digits,
     decoy_digits,
     decoy_mnist,
     iris_cancer,
@@ -43,8 +47,8 @@ from hvnotes.datasets.shortcuts import (
 )
 
 __all__ = [
-    "OPERATIONS", "TOY_COLORS_PALETTE", "DecoySplit", "IrisCancer", "RandomLabelDigits",
-    "ShortcutDigits", "SpiralEnvs", "Split", "ToyColors", "add_label_tab", "add_swatch",
+    "OPERATIONS", "TOY_COLORS_PALETTE", "ColoredDigits", "DecoySplit", "IrisCancer", "RandomLabelDigits",
+    "ShortcutDigits", "SpiralEnvs", "Split", "ToyColors", "add_label_tab", "add_swatch", "color_digits", "colored_digits",
     "decoy_digits", "decoy_mnist", "iris_cancer", "linear_toy", "load_digits",
     "load_mnist_subset", "modular_arithmetic", "pair_split", "random_label_digits",
     "shortcut_digits", "spirals", "swatch_shade", "toy_colors", "toy_colors_conflict",

@@ -393,3 +393,105 @@ def shortcut_digits(
         x_train, y_train, x_id, x_shift, split.y_test, frame, codes, env_id, shift_class, x_new,
         new_codes,
     )  # fmt: skip
+
+
+# === Notebook 05: IRM's own kind of shortcut (colored digits, after ColoredMNIST) ===
+
+
+class ColoredDigits(NamedTuple):
+    """Digits for a ColoredMNIST-style task (Arjovsky et al. 2019), before colouring.
+
+    ``x_train`` ``(E, N, H, W)`` grey training digits dealt into ``E`` environments, ``digit_train``
+    ``(E, N)`` their classes; ``x_test`` ``(M, H, W)``, ``digit_test`` ``(M,)``. ``colour_flip``
+    ``(E,)``: each training environment's probability that the colour disagrees with the label;
+    ``test_flip`` the test environment's; ``label_noise`` the probability that a label is
+    flipped. :func:`color_digits` draws labels and colours (afresh at every call).
+    """
+
+    x_train: Tensor
+    digit_train: Tensor
+    x_test: Tensor
+    digit_test: Tensor
+    colour_flip: Tensor
+    test_flip: float
+    label_noise: float
+
+    def to(self, device):
+        return self._replace(
+            **{k: getattr(self, k).to(device) for k in ("x_train", "digit_train", "x_test",
+                                                         "digit_test", "colour_flip")}
+        )  # fmt: skip
+
+
+def color_digits(
+    images: Tensor,
+    digits: Tensor,
+    colour_flip,
+    label_noise: float = 0.25,
+    generator: torch.Generator | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Colour digits as ColoredMNIST does: a noisy binary label, and a colour that agrees with it.
+
+    The label is ``digit < 5``, flipped with probability ``label_noise``; the colour is the label,
+    flipped with probability ``colour_flip`` (a number, or one per leading index, broadcast
+    against ``digits``); the image goes into the colour's channel, the other channel is 0.
+
+    Args:
+        images: ``(..., N, H, W)``; digits: ``(..., N)`` ints 0..9.
+        colour_flip: broadcastable to ``digits[..., :1]`` (e.g. ``(E, 1)`` for one value per
+            environment), each in [0, 1].
+
+    Returns:
+        ``(x (..., N, 2, H, W), y (..., N))`` with ``y`` in {0, 1}.
+    """
+    if images.shape[:-2] != digits.shape:
+        raise ValueError(
+            f"images must be (..., N, H, W) for digits {tuple(digits.shape)}, got {tuple(images.shape)}"
+        )
+    flip = torch.as_tensor(colour_flip, dtype=images.dtype, device=images.device)
+    if ((flip < 0) | (flip > 1)).any() or not 0 <= label_noise <= 1:
+        raise ValueError("colour_flip and label_noise must be probabilities in [0, 1]")
+    shape = digits.shape
+
+    def coin(p):
+        u = torch.rand(shape, generator=generator, device="cpu").to(images.device)
+        return u < p
+
+    y = (digits < 5) ^ coin(label_noise)
+    colour = y ^ coin(flip)
+    x = torch.stack([images * (~colour)[..., None, None], images * colour[..., None, None]], dim=-3)
+    return x, y.long()
+
+
+def colored_digits(
+    n_envs: int = 2,
+    colour_flips=(0.1, 0.2),
+    test_flip: float = 0.9,
+    label_noise: float = 0.25,
+    seed: int | None = None,
+    test_fraction: float = 0.25,
+) -> ColoredDigits:
+    """ColoredMNIST's design on scikit-learn's 8x8 digits: the shortcut's *strength* varies.
+
+    The training digits are shuffled and dealt round-robin into ``n_envs`` environments. In
+    every environment the colour is the same kind of rule (colour = label), right with
+    probability ``1 - colour_flips[e]`` (0.9 and 0.8 by default), more often than the digit's
+    shape, which gives the noisy label only ``1 - label_noise`` = 75 % of the time; in the test
+    environment the colour is right only ``1 - test_flip`` = 10 % of the time. Colours and label
+    noise are drawn by :func:`color_digits` (online: afresh for every batch, so a network cannot
+    memorise them).
+    """
+    n_envs = _check_positive_int("n_envs", n_envs)
+    flips = torch.as_tensor(colour_flips, dtype=torch.float32)
+    if flips.shape != (n_envs,):
+        raise ValueError(f"colour_flips must give one probability per environment ({n_envs})")
+    seed = resolve_seed(seed)
+    split = load_digits(seed, test_fraction)
+    rng = np.random.default_rng(seed + 7)
+    per_env = len(split.y_train) // n_envs
+    order = torch.as_tensor(rng.permutation(len(split.y_train))[: per_env * n_envs])
+    order = order.view(per_env, n_envs).T
+    return ColoredDigits(
+        split.x_train[order], split.y_train[order], split.x_test, split.y_test, flips,
+        float(test_flip), float(label_noise),
+    )  # fmt: skip
