@@ -38,6 +38,7 @@ from hvnotes.datasets import OPERATIONS, modular_arithmetic, pair_split
 from hvnotes.models import GrokMLP
 from hvnotes.probes import (
     _prime_counts,
+    exact_zero_rate,
     fourier_concentration,
     fourier_project,
     fourier_spectrum,
@@ -51,6 +52,7 @@ from hvnotes.probes import (
 )
 
 __all__ = [
+    "exact_zero_rate",
     "fourier_ablation",
     "fourier_concentration",
     "fourier_project",
@@ -169,13 +171,14 @@ def run_grokking(
         a long DataFrame, one row per (run, evaluated step), with columns ``label`` (``labels[r]``
         or ``"run r"``), ``run``, the settings (``weight_decay``, ``train_frac``, ``seed``,
         ``init_scale``, ``operation``, ``loss``, ``dtype``), ``step`` (0 is the initialisation),
-        ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc`` (softmax cross-entropy in the
-        run's dtype, whatever the training loss); E2's ``norm_<param>`` (``embed``, ``w1``, ``b1``,
+        ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc`` (the run's own loss, softmax or
+        StableMax cross-entropy, in its dtype); E2's ``norm_<param>`` (``embed``, ``w1``, ``b1``,
         ``w2``, ``b2``) and ``norm_total``; E1's ``primes_x<s>`` and ``primes_abs_x<s>`` (all
         parameters, each ``s`` in ``prime_scales``); E3's ``fourier_top<k>`` (the embedding read
         along :func:`group_order`), ``fourier_top<k>_tokens`` (in token order) and
         ``fourier_top<k>_in`` (:func:`neuron_inputs`, along the group); E4's ``collapse``
-        (:func:`softmax_collapse_rate` on the training pairs). Rows come every ``eval_every``
+        (:func:`exact_zero_rate` of the run's own per-pair loss on its training pairs: a
+        StableMax run is judged on the loss it was trained with). Rows come every ``eval_every``
         steps, every ``eval_every // 5`` before that (so that a log-step axis shows the early
         fit; only when ``eval_every >= 5``) and at the last step. With ``return_model=True`` also
         the trained :class:`~hvnotes.models.GrokMLP`.
@@ -236,7 +239,9 @@ def run_grokking(
     )
 
     def evaluate(step: int) -> pd.DataFrame:
-        logits, (train_acc, test_acc, train_loss, test_loss) = _accuracies(model, a, b, y, train)
+        per_pair, (train_acc, test_acc, train_loss, test_loss) = _accuracies(
+            model, a, b, y, train, loss
+        )
         row = {
             "step": step,
             "train_loss": train_loss,
@@ -254,10 +259,7 @@ def run_grokking(
         row[f"fourier_top{top_k}"] = fourier_concentration(model.embed, top_k, order)
         row[f"fourier_top{top_k}_tokens"] = fourier_concentration(model.embed, top_k)
         row[f"fourier_top{top_k}_in"] = fourier_concentration(neuron_inputs(model), top_k, order)
-        ce32 = nn.functional.cross_entropy(
-            logits.float().transpose(1, 2), y.expand(k, -1), reduction="none"
-        )
-        row["collapse"] = ((ce32 == 0) & train).sum(1) / train.sum(1)  # softmax_collapse_rate
+        row["collapse"] = exact_zero_rate(per_pair, train)  # its own loss, in its own dtype
         frame = pd.DataFrame(
             {c: v.cpu().numpy() if isinstance(v, Tensor) else v for c, v in row.items()}
         )
@@ -265,11 +267,7 @@ def run_grokking(
 
     frames = [evaluate(0)]
     for step in range(1, steps + 1):
-        logits = model(a[idx], b[idx])  # (K, n_max, p)
-        if loss == "softmax":
-            per_pair = nn.functional.cross_entropy(logits.transpose(1, 2), y[idx], reduction="none")
-        else:
-            per_pair = stablemax_cross_entropy(logits, y[idx])
+        per_pair = _pair_losses(model(a[idx], b[idx]), y[idx], loss)  # (K, n_max)
         total = (per_pair * weight).sum()  # the sum of each run's mean loss: runs do not interact
         opt.zero_grad(set_to_none=True)
         total.backward()
@@ -284,21 +282,30 @@ def run_grokking(
     return (history, model) if return_model else history
 
 
+def _pair_losses(logits: Tensor, y: Tensor, loss: str) -> Tensor:
+    """Per-pair training loss ``(K, N)`` of logits ``(K, N, p)`` and labels ``(K, N)`` or
+    ``(N,)``, in the logits' dtype: softmax or StableMax cross-entropy."""
+    y = y.expand(logits.shape[:-1])
+    if loss == "softmax":
+        return nn.functional.cross_entropy(logits.transpose(1, 2), y, reduction="none")
+    return stablemax_cross_entropy(logits, y)
+
+
 @torch.no_grad()
-def _accuracies(model: GrokMLP, a: Tensor, b: Tensor, y: Tensor, train: Tensor):
-    """Logits ``(K, n, p)`` and per-run train acc, test acc, train loss, test loss, each ``(K,)``;
-    ``train`` ``(K, n)``."""
+def _accuracies(
+    model: GrokMLP, a: Tensor, b: Tensor, y: Tensor, train: Tensor, loss: str = "softmax"
+):
+    """Per-pair losses ``(K, n)`` (the run's ``loss``) and per-run train acc, test acc, train loss,
+    test loss, each ``(K,)``; ``train`` ``(K, n)``."""
     logits = model(a, b)  # (K, n, p)
-    loss = nn.functional.cross_entropy(
-        logits.transpose(1, 2), y.expand(len(logits), -1), reduction="none"
-    )
+    per_pair = _pair_losses(logits, y, loss)
     correct = (logits.argmax(-1) == y).to(logits.dtype)
     tr, te = train.to(logits.dtype), (~train).to(logits.dtype)
 
     def mean(v, m):
         return (v * m).sum(1) / m.sum(1)
 
-    return logits, (mean(correct, tr), mean(correct, te), mean(loss, tr), mean(loss, te))
+    return per_pair, (mean(correct, tr), mean(correct, te), mean(per_pair, tr), mean(per_pair, te))
 
 
 def fourier_ablation(

@@ -9,7 +9,8 @@ One section per explanation, each a plain function of weights or outputs:
   :func:`fourier_project` (the ablation and its energy-matched control), :func:`key_frequencies`,
   :func:`neuron_inputs`; ``order`` reads the embedding along a group's circle
   (:func:`hvnotes.phenomena.group_order`);
-- **E4, softmax collapse** (Prieto et al. 2025): :func:`softmax_collapse_rate` and the
+- **E4, softmax collapse** (Prieto et al. 2025): :func:`exact_zero_rate` (the share of training
+  pairs whose own training loss is exactly 0), :func:`softmax_collapse_rate` and the
   :func:`stablemax_cross_entropy` that avoids it.
 
 :mod:`hvnotes.phenomena` trains the runs and records these probes along the way.
@@ -245,3 +246,18 @@ def softmax_collapse_rate(logits: Tensor, y: Tensor) -> Tensor:
         logits.float().flatten(0, -2), y.flatten(), reduction="none"
     ).view(y.shape)
     return (ce == 0).float().mean(-1)
+
+
+def exact_zero_rate(losses: Tensor, mask: Tensor) -> Tensor:
+    """E4's probe as a run measures it: the share of the ``mask``-ed pairs whose loss is exactly 0.
+
+    ``losses`` ``(K, N)`` are per-pair losses *as the run was trained* (its own loss function, in
+    its own dtype): a StableMax run is judged on the StableMax loss, a float64 run in float64.
+    ``mask`` bool ``(K, N)`` (e.g. each run's training pairs). Returns ``(K,)`` in ``[0, 1]``.
+    """
+    if losses.shape != mask.shape or mask.dtype != torch.bool:
+        raise ValueError(
+            f"mask must be a bool tensor shaped like losses {tuple(losses.shape)}, "
+            f"got {mask.dtype} {tuple(mask.shape)}"
+        )
+    return ((losses == 0) & mask).sum(-1) / mask.sum(-1).clamp_min(1)

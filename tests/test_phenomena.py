@@ -302,3 +302,21 @@ def test_checker_accepts_reference_and_rejects_wrong_answers(capsys):
     assert not checks.check_fourier_concentration(unsquared)
     out = capsys.readouterr().out
     assert "✓ fourier_concentration: 4/4 checks passed" in out and "✗" in out
+
+
+def test_exact_zero_rate_counts_masked_zeros_per_run():
+    losses = torch.tensor([[0.0, 0.5, 0.0, 0.0], [0.1, 0.0, 0.2, 0.3]])
+    mask = torch.tensor([[True, True, True, False], [True, True, False, False]])
+    assert ph.exact_zero_rate(losses, mask).tolist() == pytest.approx([2 / 3, 1 / 2])
+    with pytest.raises(ValueError, match="mask"):
+        ph.exact_zero_rate(losses, mask.float())
+
+
+def test_collapse_is_read_on_each_run_own_loss():
+    # a large learning rate without decay: float32 softmax cross-entropy of many training pairs
+    # rounds to exactly 0; StableMax's loss of the same run never does
+    common = dict(seed=[0], steps=200, lr=0.3, embed_dim=4, hidden=8, eval_every=200, top_k=2)
+    soft = ph.run_grokking(7, weight_decay=[0.0], loss="softmax", **common)
+    stable = ph.run_grokking(7, weight_decay=[0.0], loss="stablemax", **common)
+    assert soft["collapse"].iloc[-1] > 0.3
+    assert stable["collapse"].iloc[-1] == 0.0

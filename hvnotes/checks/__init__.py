@@ -28,7 +28,8 @@ from hvnotes.checks.benchmark import (
 )
 from hvnotes.checks.capstone import (
     check_fourier_concentration,
-    check_prediction_band,
+    check_paired_interval,
+    check_risk_score,
     registered_prediction,
 )
 from hvnotes.checks.map import check_follows, check_tab_says_nothing, check_tab_share
@@ -67,10 +68,11 @@ __all__ = [
     "check_keep_probability",
     "check_lambda_choice",
     "check_largest_gradient_mask",
-    "check_prediction_band",
+    "check_paired_interval",
     "check_project",
     "check_proposition_slip",
     "check_quadratic_inconsistency",
+    "check_risk_score",
     "check_rrr_penalty",
     "check_straight_through",
     "check_tab_says_nothing",

@@ -73,61 +73,105 @@ def check_fourier_concentration(fn: Callable) -> bool:
     )
 
 
-def check_prediction_band(fn: Callable) -> bool:
-    """Check a learner's ``fn(times, level)``: the ``(low, high)`` band where one more seed's grok
-    time should fall, a Student-t prediction interval on ``log(time)`` (reference:
-    :func:`hvnotes.explanations.prediction_band`)."""
+def check_paired_interval(fn: Callable) -> bool:
+    """Check a learner's ``fn(base_times, new_times, budget, level)``: the Student-t interval
+    for the mean of ``log(new / base)`` over paired seeds, NaN times counted as the budget
+    (reference: :func:`hvnotes.explanations.paired_interval`)."""
     import math
 
     import numpy as np
 
-    from hvnotes.explanations import prediction_band
+    from hvnotes.explanations import paired_interval
 
-    def close(times, level):
-        low, high = (float(v) for v in fn(times, level))
-        want = prediction_band(times, level)
-        assert math.isclose(low, want[0], rel_tol=1e-6) and math.isclose(
-            high, want[1], rel_tol=1e-6
+    def close(base, new, budget, level):
+        low, high = (float(v) for v in fn(base, new, budget, level))
+        want = paired_interval(base, new, budget, level)
+        assert math.isclose(low, want[0], rel_tol=1e-6, abs_tol=1e-9) and math.isclose(
+            high, want[1], rel_tol=1e-6, abs_tol=1e-9
         ), (
-            f"times {list(times)}, level {level}: got ({low:.1f}, {high:.1f}), "
-            f"expected ({want[0]:.1f}, {want[1]:.1f})"
+            f"base {list(base)}, new {list(new)}, level {level}: got ({low:.3f}, {high:.3f}), "
+            f"expected ({want[0]:.3f}, {want[1]:.3f})"
         )
 
-    def symmetric_in_logs():
-        low, high = (float(v) for v in fn([800.0, 1000.0, 1250.0], 0.9))
-        assert math.isclose(low * high, 1000.0**2, rel_tol=1e-6), (
-            "the band should be symmetric around the geometric mean: work with log(times)"
+    def doubling():
+        low, high = (float(v) for v in fn([400.0, 500.0, 600.0], [800.0, 1000.0, 1200.0], 3000))
+        assert math.isclose(low, math.log(2), rel_tol=1e-6) and math.isclose(
+            high, math.log(2), rel_tol=1e-6
+        ), (
+            "every seed took exactly twice as long: the interval should be (log 2, log 2) = "
+            f"(0.693, 0.693), got ({low:.3f}, {high:.3f}) (work with the log of each ratio)"
         )
 
-    def wider_than_min_max():
-        times = [900.0, 1000.0, 1100.0, 1200.0, 1300.0]
-        low, high = (float(v) for v in fn(times, 0.95))
-        assert low < min(times) and high > max(times), (
-            "a 95 % band for one more seed is wider than the min-max of five seeds "
-            "(did you forget the sqrt(1 + 1/n), or use the normal quantile 1.96?)"
+    def pairs_matter():
+        base, new = [400.0, 800.0, 1200.0], [440.0, 880.0, 1320.0]
+        low, _ = (float(v) for v in fn(base, new, 3000))
+        assert low > 0, (
+            "each seed is 10 % slower than its own baseline: compare seed i with seed i, "
+            f"not the two groups' spreads (got a lower end of {low:.3f})"
         )
+
+    def censored():
+        close([500.0, 600.0, 700.0], [float("nan"), 1200.0, 1400.0], 1500, 0.95)
 
     def random_cases():
         rng = np.random.default_rng(4)
-        for n, level in [(5, 0.95), (8, 0.8), (3, 0.99)]:
-            close(np.exp(rng.normal(7.0, 0.3, size=n)).tolist(), level)
+        for n, level in [(3, 0.95), (5, 0.8), (4, 0.99)]:
+            base = np.exp(rng.normal(6.5, 0.3, size=n))
+            close(base.tolist(), (base * np.exp(rng.normal(0.2, 0.1, size=n))).tolist(), 1e5, level)
 
     return run_checks(
-        "prediction_band",
+        "paired_interval",
         [
-            ("symmetric in log(time)", symmetric_in_logs),
-            ("wider than the min-max of the seeds", wider_than_min_max),
-            ("random calibration sets", random_cases),
+            ("twice as long on every seed", doubling),
+            ("seed i against seed i", pairs_matter),
+            ("a run that never groks counts as the budget", censored),
+            ("random paired seeds", random_cases),
         ],
     )
 
 
-def registered_prediction(fn: Callable) -> str:
-    """Read the learner's registered prediction ``fn()`` (a timing code of
-    :data:`hvnotes.explanations.TIMING`), print one fixed line and return it; return ``""``
-    (nothing registered) when the exercise is not done yet or the answer is not a timing code."""
-    from hvnotes.explanations import TIMING
+def check_risk_score(fn: Callable) -> bool:
+    """Check a learner's ``fn(verdicts, null_verdicts)``: the risk-weighted score of one rival,
+    one point per prediction that held where the null rival's did not, minus one per failed
+    prediction (reference: :func:`hvnotes.explanations.score`)."""
+    import pandas as pd
 
+    from hvnotes.explanations import score
+
+    def reference(rival, null):
+        table = pd.DataFrame({"rival": rival, "null": null})
+        return int(score(table).loc["rival", "score"])
+
+    def case(rival, null, hint):
+        got = fn(list(rival), list(null))
+        want = reference(rival, null)
+        assert got == want, (
+            f"verdicts {rival} against the null's {null}: got {got}, expected {want} ({hint})"
+        )
+
+    return run_checks(
+        "risk_score",
+        [
+            ("held where the null also held", lambda: case(["held"] * 3, ["held"] * 3,
+                                                          "a prediction the null shares earns nothing")),
+            ("held where the null failed", lambda: case(["held", "held"], ["failed", "held"],
+                                                        "only the first was risky")),
+            ("a failure costs a point", lambda: case(["failed", "held"], ["failed", "unclear"],
+                                                     "a failure costs a point even where the null failed too")),
+            ("unclear and no prediction", lambda: case(["unclear", "", "held"], ["held", "held", "unclear"],
+                                                       "unclear earns nothing; '' is no prediction")),
+        ],
+    )  # fmt: skip
+
+
+def registered_prediction(fn: Callable) -> str:
+    """Read the learner's registered prediction ``fn()`` (a timing code: ``"same"``,
+    ``"earlier"``, ``"later"``, ``"never"`` or ``"groks"``), print one fixed line and return it;
+    return ``""`` (nothing registered) when the exercise is not done yet or the answer is not a
+    timing code."""
+    from hvnotes.explanations import OBSERVABLE
+
+    TIMING = tuple(c for c, o in OBSERVABLE.items() if o == "timing")
     try:
         code = fn()
     except NotImplementedError:
@@ -136,5 +180,5 @@ def registered_prediction(fn: Callable) -> str:
     if code not in TIMING:
         print(f"✗ prediction: {code!r} is not one of {TIMING}; nothing registered")
         return ""
-    print("✓ prediction registered: it is frozen with the others below")
+    print("✓ prediction registered: it is scored with the others below")
     return code
