@@ -3,11 +3,16 @@
 One module per idea, each meant to be read beside its notebook:
 
 =================  ==============================================================
+``validation``     the one place that checks input: tensors, labels, masks, numbers,
+                   models (their contract and their train/eval mode)
 ``seeding``        the run's base seed and the seeds every random draw derives from
 ``datasets``       every data set, generated offline and seeded (one module per notebook)
 ``models``         small MLPs, the two-headed SST network, the grokking network
-``train``          the one training loop (``run``, ``fit``, ``env_batches``), eval mode,
-                   the argument checks every trainer shares
+``batches``        the batches trainers draw: shuffled minibatches, environment-stacked ones
+``train``          the one training loop (``run``, ``fit``), ``predict``, ``accuracy``
+``algorithms``     every method as a DomainBed-style ``Algorithm``: ``update(batch)``,
+                   ``predict(x)``; trained by ``train.run(algorithm.update, batches)``
+``hparams``        the one registry of the algorithms' hyper-parameters (defaults, grids)
 ``consistency``    loss landscapes and the epsilon-inconsistency score (notebook 01)
 ``andmask``        the AND-mask family and its training step (notebook 02)
 ``pooled``         per-environment gradients of an MLP from one pooled pass (faster path)

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from torch import nn
 
-from hvnotes import seeding
+from hvnotes import seeding, validation
+
+
+def _positive_ints(name: str, values, allow_empty: bool = True) -> tuple[int, ...]:
+    """A sequence (not a single number or a string) of ints >= 1."""
+    if isinstance(values, str) or not isinstance(values, Sequence):
+        raise ValueError(
+            f"{name} must be a sequence of positive ints, e.g. (64, 32); got {values!r}"
+        )
+    if not values and not allow_empty:
+        raise ValueError(f"{name} must be a non-empty sequence of positive ints, got {values!r}")
+    try:
+        return tuple(validation.check_integer(name, v, low=1) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a sequence of positive ints, got {values!r}") from None
 
 
 def mlp(
@@ -16,12 +30,9 @@ def mlp(
 
     Input ``(B, *shape)`` with ``prod(shape) == in_features``; output logits ``(B, out_features)``.
     """
-    if not isinstance(in_features, int) or in_features < 1:
-        raise ValueError(f"in_features must be a positive int, got {in_features!r}")
-    if not isinstance(out_features, int) or out_features < 1:
-        raise ValueError(f"out_features must be a positive int, got {out_features!r}")
-    if any(not isinstance(h, int) or h < 1 for h in hidden):
-        raise ValueError(f"hidden must be a sequence of positive ints, got {hidden!r}")
+    in_features = validation.check_positive_int("in_features", in_features)
+    out_features = validation.check_positive_int("out_features", out_features)
+    hidden = _positive_ints("hidden", hidden)
     layers: list[nn.Module] = [nn.Flatten()]
     width = in_features
     for h in hidden:
@@ -54,15 +65,9 @@ class DualHeadMLP(nn.Module):
         classes: int = 10,
     ):
         super().__init__()
-        in_shape = tuple(in_shape)
-        if not in_shape or any(not isinstance(d, int) or d < 1 for d in in_shape):
-            raise ValueError(f"in_shape must be a sequence of positive ints, got {in_shape!r}")
-        if not hidden or any(not isinstance(h, int) or h < 1 for h in hidden):
-            raise ValueError(
-                f"hidden must be a non-empty sequence of positive ints, got {hidden!r}"
-            )
-        if not isinstance(classes, int) or classes < 2:
-            raise ValueError(f"classes must be an int >= 2, got {classes!r}")
+        in_shape = _positive_ints("in_shape", in_shape, allow_empty=False)
+        hidden = _positive_ints("hidden", hidden, allow_empty=False)
+        classes = validation.check_positive_int("classes", classes, low=2)
         self.in_shape = in_shape
         n = math.prod(in_shape)
         layers: list[nn.Module] = [nn.Flatten()]
@@ -127,20 +132,26 @@ class GrokMLP(nn.Module):
         init_scale: float | Sequence[float] = 1.0,
     ) -> None:
         super().__init__()
-        for name, value in {"p": p, "embed_dim": embed_dim, "hidden": hidden}.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
-                raise ValueError(f"{name} must be an int >= 2, got {value!r}")
-        seeds = [seeding.derive_seed(0)] if seeds is None else [int(s) for s in seeds]
+        p, embed_dim, hidden = (
+            validation.check_positive_int(name, value, low=2)
+            for name, value in (("p", p), ("embed_dim", embed_dim), ("hidden", hidden))
+        )
+        if seeds is None:
+            seeds = [seeding.derive_seed(0)]
+        elif isinstance(seeds, str) or not isinstance(seeds, Iterable):
+            raise TypeError(f"seeds must be a sequence of ints (one per copy), got {seeds!r}")
+        else:
+            seeds = [seeding.resolve_seed(s, "seeds") for s in seeds]
         if not seeds:
             raise ValueError("seeds must hold at least one seed (one per model copy)")
         k = len(seeds)
-        scales = (
-            [float(init_scale)] * k if isinstance(init_scale, int | float) else list(init_scale)
-        )
-        if len(scales) != k or any(s <= 0 for s in scales):
+        many = isinstance(init_scale, Sequence) or getattr(init_scale, "ndim", 0) > 0
+        scales = list(init_scale) if many else [init_scale] * k
+        if len(scales) != k:
             raise ValueError(
                 f"init_scale must be a positive float or {k} of them, got {init_scale!r}"
             )
+        scales = [validation.check_number("init_scale", s, positive=True) for s in scales]
         self.p, self.embed_dim, self.hidden, self.n_models = p, embed_dim, hidden, k
 
         def uniform(shape, fan_in, gen):
@@ -163,6 +174,8 @@ class GrokMLP(nn.Module):
         ``a`` and ``b`` are ``(N,)`` (the same pairs for every copy) or ``(K, N)`` (each copy
         its own pairs, e.g. its own training split).
         """
+        for name, t in (("a", a), ("b", b)):
+            validation.check_tensor(name, t, dtype="integer", rows=False)
         if (
             a.shape != b.shape
             or a.dim() not in (1, 2)
@@ -172,6 +185,11 @@ class GrokMLP(nn.Module):
                 f"a and b must both have shape (N,) or ({self.n_models}, N), "
                 f"got {tuple(a.shape)} and {tuple(b.shape)}"
             )
+        for name, t in (("a", a), ("b", b)):
+            if t.numel() and (int(t.min()) < 0 or int(t.max()) >= self.p):
+                raise ValueError(
+                    f"{name} must hold tokens in [0, {self.p}), got {t.min()}..{t.max()}"
+                )
         if a.dim() == 1:
             x = torch.cat([self.embed[:, a], self.embed[:, b]], dim=-1)  # (K, N, 2d)
         else:

@@ -24,7 +24,7 @@ import numbers
 import torch
 from torch import Tensor
 
-from hvnotes.train import check_mask
+from hvnotes import validation
 
 NOTIONS = ("baseline", "probabilistic", "robust")
 
@@ -66,7 +66,9 @@ def check_keep(x: Tensor, keep) -> Tensor:
     if isinstance(keep, Tensor) and keep.dtype != torch.bool:
         raise TypeError(f"keep must be a bool Tensor, got {keep.dtype}")
     shape = tuple(x.shape)
-    check_mask("keep", keep, x, f"pass a mask of shape {shape} or {shape[1:]}")
+    validation.check_mask(
+        "keep", keep, x, f"pass a mask of shape {shape} or {shape[1:]}", broadcast="rows"
+    )
     return keep.to(x.device).expand_as(x)
 
 
@@ -74,6 +76,24 @@ def check_bounds(bounds) -> tuple[float, float]:
     lo, hi = (float(b) for b in bounds)
     if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
         raise ValueError(f"bounds must be (low, high) with low < high, got {bounds!r}")
+    return lo, hi
+
+
+def check_data_in_bounds(x: Tensor, bounds) -> tuple[float, float]:
+    """``bounds`` as ``(low, high)``, refused when ``x`` has values outside them.
+
+    The fills that draw from the input range (probabilistic, robust) take the range from
+    ``bounds``, (0, 1) by default: right for images in [0, 1], silently wrong for standardised
+    data, so data outside the bounds is an error that asks for the right ones.
+    """
+    lo, hi = check_bounds(bounds)
+    x_lo, x_hi = x.min().item(), x.max().item()
+    if x_lo < lo or x_hi > hi:
+        raise ValueError(
+            f"x has values in [{x_lo:.3g}, {x_hi:.3g}], outside bounds ({lo:g}, {hi:g}) (the input "
+            "range the fill draws from and clamps to): pass bounds=(low, high) that contain the "
+            "data, e.g. its range on the training set"
+        )
     return lo, hi
 
 
@@ -86,5 +106,7 @@ def check_pgd(eps, alpha, steps) -> None:
         raise ValueError(f"eps must be a finite number >= 0, got {eps!r}")
     if not _real(alpha) or alpha <= 0:
         raise ValueError(f"alpha (the PGD step) must be a finite number > 0, got {alpha!r}")
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+    try:
+        validation.check_integer("steps", steps, low=0)
+    except TypeError as err:
+        raise ValueError(str(err)) from None

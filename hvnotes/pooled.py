@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from hvnotes.train import check_stacked
+from hvnotes.validation import check_stacked
 
 #: ``loss_fn(output, target) -> scalar``: the mean loss over the examples given.
 LossFn = Callable[[Tensor, Tensor], Tensor]
@@ -55,6 +55,41 @@ def supports_pooled(model: nn.Module) -> bool:
     return True
 
 
+#: losses known to return the mean over the examples they are given (their default reduction)
+_MEAN_LOSSES = (
+    nn.functional.cross_entropy,
+    nn.functional.mse_loss,
+    nn.functional.l1_loss,
+    nn.functional.nll_loss,
+    nn.functional.binary_cross_entropy_with_logits,
+)
+
+
+def _check_mean_loss(loss_fn: LossFn, loss: Tensor, outs: Tensor, ys: Tensor) -> None:
+    """Refuse a ``loss_fn`` that is not the mean over its examples (``reduction="sum"``...).
+
+    The pooled path reads the mean of the environments' gradients off the pooled loss, which is
+    right only for a mean loss; ``env_gradients`` would average per-environment sums instead, so
+    the two paths would make different updates. The environments' losses are recomputed from the
+    pooled outputs ``outs`` ``(E, B, ...)`` (no extra forward) and compared with the pooled one;
+    the known mean losses of ``torch.nn.functional`` (and ``nn`` loss modules with
+    ``reduction="mean"``) skip the check.
+    """
+    if loss_fn in _MEAN_LOSSES or getattr(loss_fn, "reduction", None) == "mean":
+        return
+    if len(outs) < 2:
+        return  # one environment: the pooled loss is its loss, whatever the reduction
+    with torch.no_grad():
+        env_mean = torch.stack([loss_fn(o, y) for o, y in zip(outs, ys, strict=True)]).mean()
+        pooled = loss.detach()
+    if not torch.allclose(pooled, env_mean, rtol=1e-4, atol=1e-6):
+        raise ValueError(
+            "loss_fn must return the mean loss over the examples it is given (the pooled loss "
+            f"{pooled.item():.6g} is not the mean {env_mean.item():.6g} of the environments' "
+            "losses: a reduction='sum' loss?); use reduction='mean'"
+        )
+
+
 def _pooled_pass(
     model: nn.Module, loss_fn: LossFn, xs: Tensor, ys: Tensor
 ) -> tuple[Tensor, list[tuple[str, nn.Linear, Tensor, Tensor]]]:
@@ -87,6 +122,7 @@ def _pooled_pass(
         with torch.enable_grad():
             out = model(xs.reshape(n_envs * batch, *xs.shape[2:]))
             loss = loss_fn(out, ys.reshape(n_envs * batch, *ys.shape[2:]))
+            _check_mean_loss(loss_fn, loss, out.detach().view(n_envs, batch, *out.shape[1:]), ys)
             loss.backward()
     finally:
         for h in handles:

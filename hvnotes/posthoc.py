@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
+from hvnotes import validation
 from hvnotes.notions import check_baseline, check_notion, check_x
 from hvnotes.sufficiency import _predict, row_sufficiency
 from hvnotes.train import evaluating
@@ -28,6 +29,11 @@ from hvnotes.train import evaluating
 _CHECK_KW = {
     "n_draws", "pool", "eps", "alpha", "steps", "restarts", "any_iterate", "bounds", "generator",
 }  # fmt: skip
+
+
+def _check_min_rate(min_rate) -> float:
+    """The pass mark of a sufficiency rate: a number in [0, 1] (above 1 nothing ever passes)."""
+    return validation.check_number("min_rate", min_rate, low=0.0, high=1.0)
 
 
 def _tail_masks(order: Tensor, shape) -> Tensor:
@@ -82,6 +88,8 @@ def greedy_sis(
     check_notion(notion)
     x = check_x(x)
     check_baseline(baseline)
+    validation.check_number("timeout", timeout, low=0.0)
+    _check_min_rate(min_rate)
     unknown = sorted(set(check_kw) - _CHECK_KW)
     if unknown:
         raise TypeError(
@@ -179,6 +187,8 @@ def topk_search(
     x = check_x(x)
     if not isinstance(attributions, Tensor) or attributions.shape != x.shape:
         raise ValueError(f"attributions must have x's shape {tuple(x.shape)}")
+    validation.check_tensor("attributions", attributions)
+    _check_min_rate(min_rate)
     keeps = []
     with evaluating(model):
         for x_row, a_row in zip(x, attributions, strict=True):

@@ -25,82 +25,44 @@ RR/CE over a sweep of λ1 rather than trusting any one number (the per-step ``ce
 :func:`fit_rrr` records). With two classes, ∇x Σ_k log p_k = (1 − 2 p_0) ∇x (z_0 − z_1): a model
 can shrink the penalised gradient by being under-confident (p_0 → ½) as well as by ignoring the
 annotated inputs; :func:`prediction_summary` reports the confidence that tells the two apart.
+
+This module holds the RRR loss, its training (:func:`fit_rrr`, :func:`train_mlp`, the λ1
+heuristic :func:`rr_ce_ratio`) and find-another-explanation. Input gradients, their largest
+entries and their mass in a region are in :mod:`hvnotes.input_gradients`; the diagnostics of
+which rule a model uses in :mod:`hvnotes.rule_use`; every name is re-exported here.
 """
 
 from __future__ import annotations
 
 import copy
+import numbers
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from hvnotes import seeding, train
-
-_QUANTITIES = ("sum_log_probs", "sum_probs", "max_prob", "max_log_prob")
-
-
-def input_gradients(
-    model: nn.Module, x: Tensor, create_graph: bool = False, quantity: str = "sum_log_probs"
-) -> Tensor:
-    """Gradient of a per-example scalar of the model's output with respect to its input.
-
-    Args:
-        model: maps ``x`` ``(B, ...)`` to logits ``(B, K)``. Examples must not interact (no
-            BatchNorm in training mode), so the gradient of the batch sum is per example.
-        x: inputs ``(B, ...)``, floating point.
-        create_graph: keep the graph so that a loss built from the result can be
-            differentiated with respect to the parameters (double backprop). Otherwise the
-            result is detached.
-        quantity: what is differentiated, per example:
-            ``"sum_log_probs"`` (RRR's choice, :math:`\\sum_k \\log \\hat p_k`),
-            ``"sum_probs"`` (:math:`\\sum_k \\hat p_k = 1`, so its gradient is identically 0),
-            ``"max_prob"`` (the predicted class's probability, used by the paper's pictures),
-            ``"max_log_prob"`` (its log): the four loss variants the paper's code compares.
-
-    Returns:
-        the input gradient, same shape and dtype as ``x``.
-    """
-    if not isinstance(x, Tensor) or not x.is_floating_point():
-        raise TypeError("x must be a floating-point Tensor of shape (B, ...)")
-    if x.ndim < 2:
-        raise ValueError(f"x must have shape (B, ...) with a batch axis, got {tuple(x.shape)}")
-    _check_quantity(quantity)
-    x = x.detach().requires_grad_(True)
-    with torch.enable_grad():
-        log_probs = torch.log_softmax(model(x), dim=1)
-        scalar = _per_example(log_probs, quantity).sum()
-        (grads,) = torch.autograd.grad(scalar, x, create_graph=create_graph)
-    return grads if create_graph else grads.detach()
-
-
-def _check_quantity(quantity) -> None:
-    if quantity not in _QUANTITIES:
-        raise ValueError(f"quantity must be one of {_QUANTITIES}, got {quantity!r}")
-
-
-def _per_example(log_probs: Tensor, quantity: str) -> Tensor:
-    if quantity == "sum_log_probs":
-        return log_probs.sum(dim=1)
-    if quantity == "sum_probs":
-        return log_probs.exp().sum(dim=1)
-    if quantity == "max_log_prob":
-        return log_probs.max(dim=1).values
-    return log_probs.exp().max(dim=1).values
-
-
-def _check_annotations(annotations, x: Tensor) -> Tensor:
-    """``annotations`` as a bool tensor on ``x``'s device that broadcasts to ``x`` without growing it."""
-    train.check_mask(
-        "annotations (bool: True = must not matter)", annotations, x,
-        "give (B, ...) like x, or one mask shaped like x[0]",
-    )  # fmt: skip
-    if annotations.dtype != torch.bool:
-        if not ((annotations == 0) | (annotations == 1)).all():
-            raise ValueError("annotations must be boolean (or 0/1): True = must not matter")
-    return annotations.to(device=x.device, dtype=torch.bool)
+from hvnotes import seeding, train, validation
+from hvnotes.input_gradients import (  # noqa: F401  (re-exported: their old home)
+    _QUANTITIES,
+    _batched_input_gradients,
+    _check_annotations,
+    _check_cutoff,
+    _check_inputs,
+    _check_quantity,
+    _per_example,
+    _per_row_annotations,
+    gradient_mass,
+    input_gradients,
+    largest_gradient_mask,
+)
+from hvnotes.rule_use import (  # noqa: F401  (re-exported: their old home)
+    area_matched_control,
+    prediction_summary,
+    rule_use,
+)
 
 
 def rrr_loss(
@@ -131,64 +93,22 @@ def rrr_loss(
     l2_grads = train.check_number("l2_grads", l2_grads, low=0.0)
     if not isinstance(x, Tensor) or x.ndim < 2:
         raise ValueError("x must be a Tensor of shape (B, ...)")
+    _check_inputs(model, x)
     if not isinstance(y, Tensor) or y.shape != x.shape[:1]:
         raise ValueError(f"y must have shape ({len(x)},), got {getattr(y, 'shape', y)}")
+    validation.check_labels("y", y, n=len(x))
     mask = _check_annotations(annotations, x)
     _check_quantity(quantity)
     # One forward pass serves both terms: CE from the logits, the penalty from their log-softmax.
     x = x.detach().requires_grad_(True)
-    logits = model(x)
+    logits = validation.check_logits("model", model(x), n=len(x))
+    validation.check_labels("y", y, classes=logits.shape[1])
     ce = nn.functional.cross_entropy(logits, y)
     explained = _per_example(torch.log_softmax(logits, dim=1), quantity).sum()
     (grads,) = torch.autograd.grad(explained, x, create_graph=True)
     masked = torch.where(mask, grads, 0.0)
     rr = l2_grads / len(x) * (masked * masked).sum()  # = λ1 · mean_n Σ_d (A_nd g_nd)²
     return ce + rr, ce, rr
-
-
-def largest_gradient_mask(grads: Tensor, cutoff: float = 0.67, channel_dim: int | None = None):
-    """Where each example's gradient is largest: ``|g| > cutoff · max |g|`` per example.
-
-    Args:
-        grads: ``(N, ...)`` input gradients.
-        cutoff: in [0, 1); the paper's 0.67 keeps the top few per cent of entries.
-        channel_dim: if given (e.g. ``-1`` for ``(N, H, W, 3)`` images), a pixel is marked in
-            every channel when any of its channels passes, as the paper does for colour images.
-
-    Returns:
-        BoolTensor of the shape of ``grads``. An all-zero gradient marks nothing.
-    """
-    if not isinstance(grads, Tensor) or grads.ndim < 2:
-        raise ValueError("grads must be a Tensor of shape (N, ...)")
-    if isinstance(cutoff, bool) or not isinstance(cutoff, int | float) or not 0 <= cutoff < 1:
-        raise ValueError(f"cutoff must be a number in [0, 1), got {cutoff!r}")
-    mag = grads.detach().abs()
-    peak = mag.flatten(1).max(dim=1).values.view(-1, *([1] * (grads.ndim - 1)))
-    mask = mag > cutoff * peak
-    if channel_dim is not None:
-        mask = mask.any(dim=channel_dim, keepdim=True).expand_as(mask)
-    return mask
-
-
-def gradient_mass(grads: Tensor, region: Tensor) -> Tensor:
-    """Fraction of each example's ``|g|`` that falls inside ``region``.
-
-    Args:
-        grads: ``(N, ...)``; region: bool, broadcastable to ``grads``.
-
-    Returns:
-        ``(N,)`` in [0, 1] (0 for an all-zero gradient).
-    """
-    region = _check_annotations(region, grads)
-    mag = grads.detach().abs().flatten(1)
-    inside = torch.where(region.expand_as(grads).flatten(1), mag, 0.0).sum(dim=1)
-    return inside / mag.sum(dim=1).clamp_min(torch.finfo(mag.dtype).tiny)
-
-
-def _per_row_annotations(annotations: Tensor, x: Tensor) -> bool:
-    """True when ``annotations`` holds one mask per training row (indexed with the batch)."""
-    _check_annotations(annotations, x)
-    return annotations.ndim == x.ndim and annotations.shape[0] == len(x) and len(x) > 1
 
 
 def fit_rrr(
@@ -259,95 +179,6 @@ def train_mlp(
     return model, fit_rrr(model, x, y, annotations, l2_grads, **fit_kwargs)
 
 
-@torch.no_grad()
-def prediction_summary(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, float]:
-    """How right and how sure: ``accuracy``, ``confidence`` (mean largest probability) and
-    ``p_true`` (mean probability of the true class) of ``model`` on ``x`` ``(N, ...)``, ``y`` ``(N,)``.
-
-    A model that evades the RRR penalty by under-confidence keeps its accuracy while its
-    confidence falls towards 1/K; one that cannot find any rule loses both.
-    """
-    with train.evaluating(model):
-        probs = torch.cat(
-            [torch.softmax(model(x[i : i + 2048]), dim=1) for i in range(0, len(x), 2048)]
-        )
-    return {
-        "accuracy": (probs.argmax(dim=1) == y).float().mean().item(),
-        "confidence": probs.max(dim=1).values.mean().item(),
-        "p_true": probs.gather(1, y.view(-1, 1)).mean().item(),
-    }
-
-
-def rule_use(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    regions: Mapping[str, Tensor] | None = None,
-    conflicts: Mapping[str, tuple[Tensor, Tensor]] | None = None,
-) -> dict[str, float]:
-    """Which rule a model uses, asked twice: where its input gradient is, and what it does.
-
-    Args:
-        model: maps ``x`` ``(N, ...)`` to logits; ``y`` ``(N,)`` the labels of ``x``.
-        regions: name -> bool mask broadcastable to ``x``; each gives a ``"mass <name>"``
-            column, the mean :func:`gradient_mass` of ``input_gradients(model, x)`` inside it.
-        conflicts: name -> ``(x_c, y_c)``: inputs on which rules disagree and the class one rule
-            says; each gives a column ``name``, the share of predictions equal to ``y_c``.
-
-    Returns:
-        ``{"test acc", "confidence", "mass <region>"..., <conflict>...}`` as floats.
-    """
-    summary = prediction_summary(model, x, y)
-    row = {"test acc": summary["accuracy"], "confidence": summary["confidence"]}
-    if regions:
-        grads = _batched_input_gradients(model, x)
-        for name, region in regions.items():
-            row[f"mass {name}"] = gradient_mass(grads, region).mean().item()
-    for name, (x_c, y_c) in (conflicts or {}).items():
-        row[name] = (train.predict(model, x_c) == y_c).float().mean().item()
-    return row
-
-
-def area_matched_control(
-    annotations: Tensor, forbidden: Tensor, seed: int | None = None, channel_dim: int | None = None
-) -> Tensor:
-    """Annotations of the same size as ``annotations``, example by example, that avoid ``forbidden``.
-
-    The control of a claim "annotating X removes the rule": it annotates as many positions per
-    example, drawn uniformly at random (``seed``) among those outside ``forbidden``.
-
-    Args:
-        annotations: bool ``(N, ...)``.
-        forbidden: bool, broadcastable to one example ``annotations[0]``: positions the
-            control must not annotate (the rules' pixels).
-        channel_dim: if given (``-1`` for ``(N, H, W, 3)`` images), positions are pixels: a
-            pixel counts once, and the control marks all of its channels.
-
-    Returns:
-        bool of ``annotations``' shape with the same count per example and nothing forbidden.
-    """
-    annotations = torch.as_tensor(annotations).bool()
-    forbidden = torch.as_tensor(forbidden).bool().to(annotations.device).expand_as(annotations[0])
-    if channel_dim is not None:
-        dim = channel_dim % annotations.ndim
-        per_pixel = area_matched_control(
-            annotations.any(dim=dim), forbidden.any(dim=dim - 1), seed, None
-        )
-        return per_pixel.unsqueeze(dim).expand_as(annotations).clone()
-    counts = annotations.flatten(1).sum(dim=1)
-    allowed = (~forbidden).flatten().nonzero().squeeze(1)
-    if len(counts) and int(counts.max()) > len(allowed):
-        raise ValueError(
-            f"annotations mark up to {int(counts.max())} positions in an example, but only "
-            f"{len(allowed)} lie outside forbidden"
-        )
-    scores = torch.rand(len(counts), len(allowed), generator=seeding.generator(seed))
-    ranks = scores.argsort(dim=1).argsort(dim=1).to(annotations.device)
-    control = torch.zeros_like(annotations).flatten(1)
-    control[:, allowed] = ranks < counts.view(-1, 1)
-    return control.view_as(annotations)
-
-
 def rr_ce_ratio(
     model: nn.Module,
     x: Tensor,
@@ -372,6 +203,8 @@ def rr_ce_ratio(
     the shortcut is broken.
     """
     steps = train.check_positive_int("steps", steps)
+    batch_size = train.check_positive_int("batch_size", batch_size)
+    lr = train.check_number("lr", lr, positive=True)
     l2_grads = train.check_number("l2_grads", l2_grads, low=0.0)
     probe = copy.deepcopy(model)
     per_row = _per_row_annotations(annotations, x)
@@ -432,11 +265,20 @@ def find_another_explanation(
     Returns:
         a list of ``rounds`` :class:`Round` s.
     """
-    if not isinstance(rounds, int) or rounds < 1:
-        raise ValueError(f"rounds must be a positive int, got {rounds!r}")
-    lams = [l2_grads] * rounds if isinstance(l2_grads, int | float) else list(l2_grads)
+    validation.check_callable("make_model", make_model)
+    rounds = train.check_positive_int("rounds", rounds)
+    one = isinstance(l2_grads, numbers.Real) or (
+        isinstance(l2_grads, Tensor | np.ndarray) and l2_grads.ndim == 0
+    )
+    lams = [l2_grads] * rounds if one else list(l2_grads)
     if len(lams) != rounds:
         raise ValueError(f"l2_grads must be a number or {rounds} numbers, got {len(lams)}")
+    lams = [
+        train.check_number("l2_grads" if one else f"l2_grads[{i}]", lam, low=0.0)
+        for i, lam in enumerate(lams)
+    ]
+    _check_cutoff(cutoff)
+    validation.check_tensor("x", x)
     annotations = _round_annotations(x, annotations)
     first_seed = seeding.resolve_seed(init_seed, "init_seed")
     out: list[Round] = []
@@ -492,9 +334,3 @@ def _round_annotations(x: Tensor, annotations: Tensor | None) -> Tensor:
             f"annotations must have x's shape {tuple(x.shape)}, got {tuple(annotations.shape)}"
         )
     return annotations.to(device=x.device, dtype=torch.bool)
-
-
-def _batched_input_gradients(model: nn.Module, x: Tensor, batch_size: int = 2048) -> Tensor:
-    return torch.cat(
-        [input_gradients(model, x[i : i + batch_size]) for i in range(0, len(x), batch_size)]
-    )

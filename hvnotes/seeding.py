@@ -19,8 +19,9 @@ from __future__ import annotations
 import contextlib
 import os
 
-import numpy as np
 import torch
+
+from hvnotes import validation
 
 _SEED_RANGE = 2**32
 _STREAMS = 1000  # derived seeds per base seed
@@ -29,11 +30,14 @@ _base = 0
 
 
 def _check_seed(seed, name: str = "seed") -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise TypeError(f"{name} must be an int, got {type(seed).__name__}")
+    """``seed`` as an int in [0, 2**32): Python or NumPy ints, or a 0-d integer tensor."""
+    try:
+        seed = validation.check_integer(name, seed)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {type(seed).__name__}") from None
     if not 0 <= seed < _SEED_RANGE:
         raise ValueError(f"{name} must be in [0, 2**32), got {seed}")
-    return int(seed)
+    return seed
 
 
 def seed_from_env(default: int) -> int:
@@ -45,7 +49,10 @@ def seed_from_env(default: int) -> int:
         value = int(raw)
     except ValueError:
         raise ValueError(f"HVNOTES_SEED must be a non-negative integer, got {raw!r}") from None
-    return _check_seed(value, "HVNOTES_SEED")
+    value = _check_seed(value, "HVNOTES_SEED")
+    if value * _STREAMS >= _SEED_RANGE:
+        raise ValueError(f"HVNOTES_SEED must be < {_SEED_RANGE // _STREAMS}, got {value}")
+    return value
 
 
 def set_base_seed(seed: int) -> None:
@@ -81,7 +88,14 @@ def resolve_seed(seed: int | None, name: str = "seed") -> int:
 
 def generator(seed: int | None = None, device: str | torch.device = "cpu") -> torch.Generator:
     """A fresh ``torch.Generator`` on ``device`` seeded with ``resolve_seed(seed)``."""
-    return torch.Generator(device=device).manual_seed(resolve_seed(seed))
+    seed = resolve_seed(seed)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(
+            f"device must be a torch.device or its name ('cpu', 'cuda'), got {device!r}"
+        ) from None
+    return torch.Generator(device=device).manual_seed(seed)
 
 
 @contextlib.contextmanager

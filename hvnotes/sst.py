@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hvnotes import seeding
+from hvnotes import seeding, validation
 from hvnotes.notions import NOTIONS, check_notion, check_pgd
 from hvnotes.posthoc import attribution, greedy_sis, time_per_explanation, topk_search
 from hvnotes.sufficiency import (
@@ -144,6 +144,9 @@ def sst_loss(
         )
     if notion == "robust":
         check_pgd(eps, alpha, steps)
+    validation.check_number("xi", xi, low=0.0)
+    validation.check_number("lam", lam, low=0.0)
+    _check_tau(tau)
     logits, scores = model.logits_and_scores(x)
     ce = F.cross_entropy(logits, y)
     target = logits.argmax(dim=1).detach()  # faithful to the model's own prediction
@@ -158,8 +161,17 @@ def sst_loss(
     return total, ce.detach(), faith.detach(), keep.detach().mean()
 
 
+def _check_tau(tau) -> float:
+    """The mask threshold on sigmoid scores: a number in [0, 1] (above 1 nothing is ever kept)."""
+    try:
+        return validation.check_number("tau", tau, low=0.0, high=1.0)
+    except TypeError as err:
+        raise ValueError(f"{err} (a number in [0, 1])") from None
+
+
 def sst_explain(model: nn.Module, x: Tensor, tau: float = 0.5) -> Tensor:
     """The SST explanation: one forward pass, ``scores >= tau``; bool ``(N, *shape)``."""
+    _check_tau(tau)
     with evaluating(model), torch.no_grad():
         return model.scores(x) >= tau
 
@@ -206,6 +218,13 @@ def train_sst(
     from hvnotes.sufficiency import explanation_size, random_mask_like, sufficiency_rate
     from hvnotes.train import accuracy, check_positive_int, fit
 
+    if (x_eval is None) != (y_eval is None):
+        raise ValueError(
+            "x_eval and y_eval go together: pass both (the evaluation set and its labels) or "
+            f"neither; got x_eval {'None' if x_eval is None else 'given'} and y_eval "
+            f"{'None' if y_eval is None else 'given'}"
+        )
+    _check_tau(loss_kw.get("tau", 0.5))
     seed = seeding.resolve_seed(seed)
     eval_every = check_positive_int("eval_every", eval_every)
     generator = seeding.generator(seed, device=x.device)

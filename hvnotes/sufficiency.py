@@ -21,10 +21,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hvnotes import seeding
+from hvnotes import seeding, validation
 from hvnotes.notions import (
     check_baseline,
     check_bounds,
+    check_data_in_bounds,
     check_generator,
     check_keep,
     check_notion,
@@ -81,9 +82,10 @@ def complement(
         z = z.expand_as(x)
     elif mode == "probabilistic":
         if pool is None:
-            lo, hi = check_bounds(bounds)
+            lo, hi = check_data_in_bounds(x, bounds)
             z = _uniform(x.shape, lo, hi, x, generator)
         else:
+            validation.check_tensor("pool", pool)
             if pool.shape[1:] != x.shape[1:]:
                 raise ValueError(
                     f"pool must have shape (M, {tuple(x.shape[1:])}), got {tuple(pool.shape)}"
@@ -138,11 +140,16 @@ def pgd_complement(
     x = check_x(x)
     keep = check_keep(x, keep)
     check_pgd(eps, alpha, steps)
-    lo, hi = check_bounds(bounds)
+    lo, hi = check_data_in_bounds(x, bounds)
     if not isinstance(target, Tensor) or target.shape != x.shape[:1]:
         raise ValueError(f"target must be a class-index Tensor of shape ({len(x)},)")
+    validation.check_labels("target", target, n=len(x))
     check_generator(generator)
     check_input_dtype(model, x)
+    if steps > 0:  # the classes a target may name: the model's output width
+        with evaluating(model):
+            width = _logits(model, x[:1]).shape[1]
+        validation.check_labels("target", target, classes=width)
     x_adv = torch.where(keep, x, (x + _uniform(x.shape, -eps, eps, x, generator)).clamp(lo, hi))
     held = torch.ones(len(x), dtype=torch.bool, device=x.device)
     # the projection of `project`, its bounds computed once: the ball and the range intersected
@@ -162,9 +169,18 @@ def pgd_complement(
 
 
 @torch.no_grad()
+def _logits(model, x: Tensor) -> Tensor:
+    """``model(x)``, checked: finite floating-point logits ``(N, C)`` (NaN logits would argmax to
+    class 0 everywhere and look perfectly sufficient)."""
+    return validation.check_logits("model", model(x), n=len(x))
+
+
+@torch.no_grad()
 def _predict(model, x: Tensor, batch_size: int = 2048) -> Tensor:
     """Predicted classes; the callers have already switched ``model`` to eval mode."""
-    return torch.cat([model(x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)])
+    return torch.cat(
+        [_logits(model, x[i : i + batch_size]).argmax(1) for i in range(0, len(x), batch_size)]
+    )
 
 
 def row_sufficiency(
@@ -198,14 +214,15 @@ def row_sufficiency(
     check_generator(generator)
     check_baseline(baseline)
     check_input_dtype(model, x)
-    if notion == "probabilistic" and (
-        isinstance(n_draws, bool) or not isinstance(n_draws, int) or n_draws < 1
-    ):
-        raise ValueError(f"n_draws must be a positive int, got {n_draws!r}")
+    if notion == "probabilistic":
+        n_draws = validation.check_positive_int("n_draws", n_draws)
+        if pool is None:
+            check_data_in_bounds(x, bounds)
     if notion == "robust":
         check_pgd(eps, alpha, steps)
-        if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
-            raise ValueError(f"restarts must be a positive int, got {restarts!r}")
+        steps = validation.check_integer("steps", steps)
+        restarts = validation.check_positive_int("restarts", restarts)
+        check_data_in_bounds(x, bounds)
     with evaluating(model):
         return _row_sufficiency(
             model, x, keep, notion, baseline, n_draws, pool, eps, alpha, steps, restarts,
@@ -343,6 +360,11 @@ def mask_transplant(
         pred = _predict(model, x)
         perm = torch.randperm(len(x), generator=seeding.generator(seed)).to(x.device)
         pairs = pred != pred[perm]
+        if not pairs.any():
+            raise ValueError(
+                "mask_transplant needs a pair of rows whose predicted classes differ; the model "
+                f"predicts class {int(pred[0])} for every row of x (or every drawn pair agrees)"
+            )
         a, b = torch.arange(len(x), device=x.device)[pairs], perm[pairs]
         out = _predict(model, complement(x[b], keep[a], "baseline", baseline))
         # the control that isolates encoding: A's mask alone, drawn at a dim flat grey

@@ -11,27 +11,43 @@ in the package is a thin layer over it:
 * :func:`env_batches` — the environment-stacked batches ``(E, B, ...)`` that the AND-mask
   (:func:`hvnotes.andmask.fit_and_mask`) and the benchmark (:func:`hvnotes.benchmark.train`) draw.
 
-Progress bars come from ``tqdm.auto`` and are off when ``TQDM_DISABLE`` is set (tests, scripted
-runs). :func:`evaluating`, :func:`predict` and :func:`accuracy` switch a model to eval mode and
-always restore it; a plain callable that maps inputs to logits works wherever only outputs are
-needed (Captum's ``forward_func`` convention).
+Every method of :mod:`hvnotes.algorithms` trains through :func:`run` as
+``run(algorithm.update, batches)``. Progress bars come from ``tqdm.auto`` and are off when
+``TQDM_DISABLE`` is set (tests, scripted runs). :func:`predict` and :func:`accuracy` (in
+:mod:`hvnotes.evaluation`, re-exported here) switch a model to eval mode and always restore it (:func:`fit` restores the caller's mode too); a plain
+callable that maps inputs to logits works wherever only outputs are needed (Captum's
+``forward_func`` convention). Arguments are checked by :mod:`hvnotes.validation` before anything
+is trained; its checks are importable from here under their old names.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
-import numbers
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import pandas as pd
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from hvnotes import seeding
+from hvnotes import seeding, validation
+from hvnotes.batches import _minibatches, env_batches, minibatches  # noqa: F401 (their old home)
+from hvnotes.evaluation import (  # noqa: F401  (re-exported: their old home)
+    _predicted_classes,
+    accuracy,
+    cross_entropy,
+    predict,
+)
+from hvnotes.validation import (  # noqa: F401  (re-exported: the old home of these checks)
+    check_input_dtype,
+    check_number,
+    check_optimizer,
+    check_positive_int,
+    check_stacked,
+    check_tensor,
+    evaluating,
+)
 
 #: ``loss_fn(model, *batch) -> Tensor`` (the loss), or a dict of named terms whose ``"loss"`` is
 #: backpropagated and whose every entry is logged; a tuple led by the loss also works.
@@ -48,147 +64,13 @@ def show(progress: bool) -> bool:
 
 
 # ----------------------------------------------------------------------------- checks
-
-
-def check_tensor(name: str, value, *, ndim: int | None = None, finite: bool = True) -> Tensor:
-    """``value`` as a non-empty Tensor (NaN/inf rejected when ``finite``), else a clear error."""
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
-    if value.ndim == 0 or len(value) == 0:
-        raise ValueError(f"{name} must hold at least one row, got shape {tuple(value.shape)}")
-    if ndim is not None and value.ndim != ndim:
-        raise ValueError(f"{name} must have {ndim} dimension(s), got shape {tuple(value.shape)}")
-    if finite and value.is_floating_point() and not torch.isfinite(value).all():
-        raise ValueError(f"{name} holds NaN or inf values")
-    return value
-
-
-def check_number(name: str, value, *, low: float = -math.inf, positive: bool = False) -> float:
-    """``value`` as a finite float (NumPy scalars welcome), at least ``low`` (or > 0)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or value < low or (positive and value <= 0):
-        bound = "> 0" if positive else f">= {low}" if low > -math.inf else "finite"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-    return value
-
-
-def check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
+# The checks live in :mod:`hvnotes.validation`; these names stay importable from here.
 
 
 def check_mask(name: str, mask, x: Tensor, hint: str) -> Tensor:
-    """``mask``, a Tensor that broadcasts to ``x`` without changing ``x``'s shape, else a clear
-    error (``hint`` says what to pass instead)."""
-    if not isinstance(mask, Tensor):
-        raise TypeError(
-            f"{name} must be a Tensor broadcastable to x {tuple(x.shape)}, got {type(mask).__name__}"
-        )
-    try:
-        shape = torch.broadcast_shapes(mask.shape, x.shape)
-    except RuntimeError:
-        shape = None
-    if shape != x.shape:
-        raise ValueError(
-            f"{name} of shape {tuple(mask.shape)} does not broadcast to x of shape "
-            f"{tuple(x.shape)}: {hint}"
-        )
-    return mask
-
-
-def check_stacked(xs, ys) -> tuple[int, int]:
-    """``(E, B)`` of env-stacked ``xs`` ``(E, B, ...)`` and ``ys`` ``(E, B, ...)``, else a clear error."""
-    for name, t in (("xs", xs), ("ys", ys)):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"{name} must be a Tensor of shape (E, B, ...), got {type(t).__name__}")
-        if t.ndim < 2 or t.shape[0] < 1 or t.shape[1] < 1:
-            raise ValueError(
-                f"{name} must be env-stacked with shape (E, B, ...), E, B >= 1; "
-                f"got {tuple(t.shape)}"
-            )
-    if xs.shape[:2] != ys.shape[:2]:
-        raise ValueError(
-            "xs and ys must be stacked alike, (E, B, ...) with the same E and B; "
-            f"got xs {tuple(xs.shape)} and ys {tuple(ys.shape)}"
-        )
-    return xs.shape[0], xs.shape[1]
-
-
-def check_input_dtype(model, x: Tensor) -> None:
-    """A clear error when ``x`` cannot go through ``model`` (float64 into float32 weights...)."""
-    if not isinstance(model, nn.Module):
-        return
-    param = next(iter(model.parameters()), None)
-    if param is None:
-        return
-    if x.is_floating_point() and x.dtype != param.dtype:
-        raise TypeError(
-            f"x has dtype {x.dtype} but the model's parameters are {param.dtype}: "
-            f"convert one of them (x.to({param.dtype}) or model.to({x.dtype}))"
-        )
-    if x.device != param.device:
-        raise ValueError(f"x is on {x.device} but the model is on {param.device}: move one of them")
-
-
-def check_optimizer(optimizer: torch.optim.Optimizer, model: nn.Module) -> None:
-    """The optimizer must update the model's parameters (not another model's)."""
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(
-            f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
-        )
-    mine = {id(p) for p in model.parameters() if p.requires_grad}
-    theirs = {id(p) for group in optimizer.param_groups for p in group["params"]}
-    if mine and not mine & theirs:
-        raise ValueError("optimizer does not update any of the model's parameters")
-
-
-# ----------------------------------------------------------------------------- eval mode
-
-
-@contextlib.contextmanager
-def evaluating(model):
-    """Put ``model`` in eval mode for the block and restore its mode after, even on an error.
-
-    A plain callable (no ``.train``/``.eval``) passes through unchanged.
-    """
-    if not isinstance(model, nn.Module):
-        yield model
-        return
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
-def cross_entropy(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
-    """Mean cross-entropy of ``model(x)`` (logits ``(B, C)``) against labels ``y`` ``(B,)``."""
-    return nn.functional.cross_entropy(model(x), y)
-
-
-@torch.no_grad()
-def predict(model, x: Tensor, batch_size: int = 1024) -> Tensor:
-    """Predicted classes ``(N,)`` for inputs ``(N, ...)``, computed in eval mode in batches.
-
-    ``model`` may be a module or any callable mapping inputs to logits ``(B, C)``.
-    """
-    check_tensor("x", x)
-    check_input_dtype(model, x)
-    with evaluating(model):
-        preds = [model(x[i : i + batch_size]).argmax(dim=1) for i in range(0, len(x), batch_size)]
-    return torch.cat(preds)
-
-
-def accuracy(model, x: Tensor, y: Tensor) -> float:
-    """Fraction of rows of ``x`` ``(N, ...)`` whose predicted class equals ``y`` ``(N,)``."""
-    check_tensor("y", y, ndim=1)
-    if len(x) != len(y):
-        raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
-    return (predict(model, x) == y).float().mean().item()
+    """``mask``, a Tensor that broadcasts to ``x`` without changing ``x``'s shape
+    (:func:`validation.check_mask` with ``broadcast="any"``); ``hint`` says what to pass instead."""
+    return validation.check_mask(name, mask, x, hint, broadcast="any")
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -198,8 +80,8 @@ def run(
     step: Callable[..., Mapping[str, float]],
     batches: Iterable[tuple[Tensor, ...]],
     *,
-    steps: int,
-    log_every: int,
+    steps: int | None = None,
+    log_every: int | None = None,
     evaluate: Callable[[], Mapping[str, float]] | None = None,
     on_row: Callable[[dict], bool] | None = None,
     progress: bool = True,
@@ -209,10 +91,15 @@ def run(
 ) -> pd.DataFrame:
     """Run ``steps`` training steps and return the history.
 
+    ``run(algorithm.update, batches)`` trains any :class:`hvnotes.algorithms.Algorithm` on a
+    finite iterable of batches, one history row at the end.
+
     Args:
         step: ``step(*batch) -> {term: float}``: one update; the terms are logged.
         batches: yields the batches (tuples of tensors), at least ``steps`` of them.
-        log_every: one history row every ``log_every`` steps, and one after the last step.
+        steps: how many steps (None: one per batch, until ``batches`` ends; it must end).
+        log_every: one history row every ``log_every`` steps, and one after the last step
+            (None: only the one after the last step).
         evaluate: ``evaluate() -> {column: float}``, added to every row (not timed).
         on_row: called with each new row; returning True stops training after that row.
         clock: measures the training time of each row's steps (``time.process_time`` on a
@@ -223,28 +110,64 @@ def run(
         a DataFrame with one row per log: ``step`` (steps done), the mean of every term over the
         row's steps, ``seconds`` (their training time) and the ``evaluate`` columns.
     """
-    steps, log_every = (
-        check_positive_int("steps", steps),
-        check_positive_int("log_every", log_every),
-    )
+    validation.check_callable("step", step)
+    if steps is not None:
+        steps = check_positive_int("steps", steps)
+    if log_every is not None:
+        log_every = check_positive_int("log_every", log_every)
+    for name, fn in (("evaluate", evaluate), ("on_row", on_row)):
+        if fn is not None:
+            validation.check_callable(name, fn)
+    try:
+        batches = iter(batches)
+    except TypeError:
+        raise TypeError(
+            f"batches must be an iterable of batches (tuples of tensors), got "
+            f"{type(batches).__name__}"
+        ) from None
     rows, window, every_step, seconds = [], [], [], 0.0
-    batches = iter(batches)
-    for done in tqdm(range(1, steps + 1), desc=desc, leave=False, disable=not show(progress)):
+
+    def log(done: int) -> bool:
+        nonlocal window, seconds
+        row = {"step": done}
+        row.update({k: sum(t[k] for t in window) / len(window) for k in window[0]})
+        row["seconds"] = seconds
+        row.update(evaluate() if evaluate is not None else {})
+        rows.append(row)
+        window, seconds = [], 0.0
+        return on_row is not None and bool(on_row(row))
+
+    bar = tqdm(total=steps, desc=desc, leave=False, disable=not show(progress))
+    done = 0
+    while steps is None or done < steps:
         start = clock()
-        terms = dict(step(*next(batches)))
+        try:
+            batch = next(batches)
+        except StopIteration:
+            if steps is not None:
+                raise ValueError(
+                    f"batches ran out after {done} step(s); steps={steps} needs as many batches"
+                ) from None
+            if window:
+                log(done)
+            break
+        terms = step(*batch)
+        if not isinstance(terms, Mapping):
+            raise TypeError(
+                f"step must return a dict of logged terms {{name: float}}, got "
+                f"{type(terms).__name__}"
+            )
+        terms = dict(terms)
         seconds += clock() - start
+        done += 1
+        bar.update()
         window.append(terms)
         if log_steps:
             every_step.append(terms)
-        if done % log_every == 0 or done == steps:
-            row = {"step": done}
-            row.update({k: sum(t[k] for t in window) / len(window) for k in window[0]})
-            row["seconds"] = seconds
-            row.update(evaluate() if evaluate is not None else {})
-            rows.append(row)
-            window, seconds = [], 0.0
-            if on_row is not None and on_row(row):
+        if (log_every is not None and done % log_every == 0) or done == steps:
+            if log(done):
                 break
+    bar.close()
     history = pd.DataFrame(rows)
     if log_steps:
         history.attrs["steps"] = pd.DataFrame(every_step).rename_axis("step")
@@ -264,14 +187,30 @@ def _as_terms(out) -> dict[str, Tensor]:
     return {"loss": out}
 
 
-def _minibatches(tensors: tuple[Tensor, ...], batch_size: int, generator) -> Iterator[tuple]:
-    """Endless shuffled epochs of minibatches of tensors indexed together."""
-    n, device = len(tensors[0]), tensors[0].device
-    while True:
-        order = torch.randperm(n, generator=generator).to(device)
-        for i in range(0, n, batch_size):
-            idx = order[i : i + batch_size]
-            yield tuple(t[idx] for t in tensors)
+def _check_eval_sets(eval_sets) -> dict[str, tuple[Tensor, Tensor]]:
+    """``eval_sets`` as a dict name -> ``(x, y)`` of inputs and class labels of equal length."""
+    if eval_sets is None:
+        return {}
+    if not isinstance(eval_sets, Mapping):
+        raise TypeError(f"eval_sets must be a dict name -> (x, y), got {type(eval_sets).__name__}")
+    for name, pair in eval_sets.items():
+        if not isinstance(pair, tuple | list) or len(pair) != 2:
+            raise TypeError(f"eval_sets[{name!r}] must be a pair (x, y) of tensors")
+        check_tensor(f"eval_sets[{name!r}] x", pair[0])
+        validation.check_labels(f"eval_sets[{name!r}] y", pair[1], n=len(pair[0]))
+    return dict(eval_sets)
+
+
+def _check_monitor(monitor: str, start: list[dict], eval_sets, only_loss: bool) -> None:
+    """Before training: ``monitor`` must name a column the history will have. With a custom
+    ``loss_fn`` its terms are known only after a step, so a name that may be one waits."""
+    known = {"loss", "seconds"} | {f"acc_{name}" for name in eval_sets}
+    known |= set(start[0]) - {"step"} if start else set()
+    if monitor not in known and (only_loss or monitor.startswith("acc_")):
+        raise ValueError(
+            f"monitor={monitor!r} is not a column of the history; its columns will be "
+            f"{sorted(known)}" + ("" if eval_sets else " (pass eval_sets to get acc_<name>)")
+        )
 
 
 def fit(
@@ -318,6 +257,7 @@ def fit(
         DataFrame with one row per epoch: ``epoch``, one column per loss term (``loss``, ...),
         ``seconds``, ``acc_<name>`` for every eval set and the ``evaluate`` columns.
     """
+    validation.check_model("model", model, module=True)
     if not data:
         raise ValueError("fit needs the data: fit(model, x, y, ...)")
     for i, t in enumerate(data):
@@ -331,12 +271,29 @@ def fit(
     check_number("lr", lr, positive=True)
     check_number("weight_decay", weight_decay, low=0.0)
     check_input_dtype(model, data[0])
-    eval_sets = dict(eval_sets or {})
+    validation.check_callable("loss_fn", loss_fn)
+    if evaluate is not None:
+        validation.check_callable("evaluate", evaluate)
+    eval_sets = _check_eval_sets(eval_sets)
+    if loss_fn is cross_entropy:  # the default: class labels, checked against the model's outputs
+        if len(data) != 2:
+            raise ValueError(
+                f"fit with the default cross-entropy takes (x, y), got {len(data)} tensors: "
+                "give a loss_fn that uses the extra ones"
+            )
+        classes = _predicted_classes(model, data[0][:1], 1)[1]
+        validation.check_labels("y", data[1], classes=classes, long=True)
     if patience is not None:
+        patience = check_positive_int("patience", patience)
         monitor = monitor or (f"acc_{next(iter(eval_sets))}" if eval_sets else None)
         if monitor is None:
             raise ValueError("patience needs eval_sets (or a monitor column) to watch")
-    optimizer = optimizer or torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        if not isinstance(monitor, str):
+            raise TypeError(f"monitor must be a column name (str), got {type(monitor).__name__}")
+    if optimizer is None:
+        if not any(p.requires_grad for p in model.parameters()):
+            raise ValueError("model has no trainable parameters (requires_grad) to fit")
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     check_optimizer(optimizer, model)
     generator = seeding.generator(seed)
     per_epoch = -(-len(data[0]) // batch_size)
@@ -345,6 +302,15 @@ def fit(
         model.train()
         terms = _as_terms(loss_fn(model, *batch))
         loss = terms["loss"]
+        if not isinstance(loss, Tensor) or loss.ndim != 0:
+            raise ValueError(
+                "loss_fn must return a scalar loss Tensor (a mean over the batch), got "
+                + (
+                    f"shape {tuple(loss.shape)}"
+                    if isinstance(loss, Tensor)
+                    else type(loss).__name__
+                )
+            )
         if not torch.isfinite(loss):
             raise ValueError(f"the loss became {loss.item()}: check the data and lr={lr}")
         optimizer.zero_grad(set_to_none=True)
@@ -364,6 +330,11 @@ def fit(
     def early_stop(row: dict) -> bool:
         if patience is None:
             return False
+        if monitor not in row:
+            raise ValueError(
+                f"monitor={monitor!r} is not a column of the history; its columns are "
+                f"{[c for c in row if c != 'step']}"
+            )
         value = row[monitor] if not down else -row[monitor]
         if best["value"] is None or value > best["value"]:
             best.update(value=value, stale=0)
@@ -372,12 +343,15 @@ def fit(
         best["stale"] += 1
         return best["stale"] >= patience
 
-    start = [{"step": 0, "loss": float("nan"), "seconds": 0.0} | measure()] if evaluate else []
-    history = run(
-        step, _minibatches(data, batch_size, generator), steps=epochs * per_epoch,
-        log_every=per_epoch, evaluate=measure, on_row=early_stop, progress=progress,
-        desc="epochs", clock=clock, log_steps=log_steps,
-    )  # fmt: skip
+    with validation.preserved_mode(model):  # fit trains in train mode; the caller's mode is kept
+        start = [{"step": 0, "loss": float("nan"), "seconds": 0.0} | measure()] if evaluate else []
+        if patience is not None:
+            _check_monitor(monitor, start, eval_sets, loss_fn is cross_entropy)
+        history = run(
+            step, _minibatches(data, batch_size, generator), steps=epochs * per_epoch,
+            log_every=per_epoch, evaluate=measure, on_row=early_stop, progress=progress,
+            desc="epochs", clock=clock, log_steps=log_steps,
+        )  # fmt: skip
     if best["state"] is not None:
         model.load_state_dict(best["state"])
     steps = history.attrs.get("steps")
@@ -386,56 +360,3 @@ def fit(
     if steps is not None:
         history.attrs["steps"] = steps
     return history
-
-
-# ----------------------------------------------------------------------------- environments
-
-
-def env_batches(
-    *envs: Tensor,
-    batch_per_env: int | None = None,
-    envs_per_step: int | None = None,
-    seed: int | None = None,
-) -> Iterator[tuple[Tensor, ...]]:
-    """Endless environment-stacked batches from tensors ``(E, N, ...)`` indexed together.
-
-    Each batch takes ``envs_per_step`` environments (all when None) without replacement and
-    ``batch_per_env`` examples from each (all, in order, when None: full batch), so every tensor
-    comes out as ``(envs_per_step, batch_per_env, ...)``. Seeded by ``seed`` (None: the run's
-    ``hvnotes.derive_seed(0)``), independent of the global RNG.
-    """
-    if not envs:
-        raise ValueError("env_batches needs at least one tensor (E, N, ...)")
-    n_envs, n_per_env = envs[0].shape[:2]
-    for i, t in enumerate(envs):
-        if t.shape[:2] != (n_envs, n_per_env):
-            raise ValueError(
-                f"every tensor must be stacked (E, N, ...) like the first {tuple(envs[0].shape[:2])}, "
-                f"got {tuple(t.shape[:2])} for tensor {i}"
-            )
-    envs_per_step = (
-        n_envs if envs_per_step is None else check_positive_int("envs_per_step", envs_per_step)
-    )
-    if envs_per_step > n_envs:
-        raise ValueError(
-            f"envs_per_step must be <= {n_envs} (the data's size), got {envs_per_step}"
-        )
-    if batch_per_env is not None:
-        batch_per_env = check_positive_int("batch_per_env", batch_per_env)
-        if batch_per_env > n_per_env:
-            raise ValueError(
-                f"batch_per_env must be <= {n_per_env} (the data's size), got {batch_per_env}"
-            )
-    generator, device = seeding.generator(seed), envs[0].device
-    while True:
-        if batch_per_env is None and envs_per_step == n_envs:
-            yield envs
-            continue
-        chosen = torch.randperm(n_envs, generator=generator)[:envs_per_step]
-        if batch_per_env is None:
-            idx = torch.arange(n_per_env).expand(envs_per_step, -1)
-        else:
-            idx = torch.rand(envs_per_step, n_per_env, generator=generator).argsort(dim=1)
-            idx = idx[:, :batch_per_env]
-        chosen, idx = chosen.to(device), idx.to(device)
-        yield tuple(t[chosen[:, None], idx] for t in envs)

@@ -111,3 +111,39 @@ def test_label_tab_rejects_bad_input():
         datasets.add_label_tab(torch.rand(2, 8, 8), torch.tensor([0, 10]))
     with pytest.raises(ValueError, match="brightness"):
         datasets.add_label_tab(torch.rand(2, 8, 8), torch.tensor([0, 1]), brightness=0)
+
+
+def test_numpy_numbers_are_numbers_and_infinity_is_not():
+    split = datasets.load_digits(seed=0, test_fraction=np.float32(0.25))
+    assert torch.equal(split.y_test, datasets.load_digits(seed=0, test_fraction=0.25).y_test)
+    with pytest.raises(ValueError, match="test_fraction"):
+        datasets.load_digits(test_fraction=float("nan"))
+    images_ = torch.rand(2, 8, 8)
+    for bad in (float("inf"), float("nan"), "3"):
+        with pytest.raises(ValueError, match="brightness"):
+            datasets.add_label_tab(images_, torch.tensor([0, 1]), brightness=bad)
+    assert datasets.add_label_tab(images_, torch.tensor([0, 1]), np.float32(2.0)).max() == 2.0
+
+
+def test_label_tab_and_swatch_want_integer_positions_and_tensors():
+    images_ = torch.rand(3, 8, 8)
+    with pytest.raises(TypeError, match="tab must be an integer tensor"):
+        datasets.add_label_tab(images_, torch.tensor([0.5, 1.7, 2.0]))  # used to truncate
+    with pytest.raises(TypeError, match="images must be a torch.Tensor"):
+        datasets.add_label_tab(images_.numpy(), torch.tensor([0, 1, 2]))
+    with pytest.raises(TypeError, match="shade_digits must be an integer tensor"):
+        datasets.add_swatch(images_, torch.tensor([1.5, 2.0, 3.0]), torch.tensor([0, 1, 2]))
+    with pytest.raises(ValueError, match="digit must hold digits 0..9"):
+        datasets.swatch_shade(torch.tensor([12]))  # used to give a negative grey
+    out, _ = datasets.add_swatch(images_, torch.tensor([1, 2, 3]), torch.tensor([0, 1, 2]),
+                                 size=np.int64(2))  # fmt: skip
+    assert out.shape == images_.shape
+
+
+def test_shortcut_digits_refuses_an_infinite_shortcut():
+    with pytest.raises(ValueError, match="brightness must be a finite number > 0"):
+        datasets.shortcut_digits(brightness=float("inf"))
+    a = datasets.shortcut_digits(3, density=np.float32(0.5), seed=0)
+    assert torch.equal(a.x_train, datasets.shortcut_digits(3, density=0.5, seed=0).x_train)
+    with pytest.raises(TypeError, match="standardize"):
+        datasets.iris_cancer(standardize="no")

@@ -104,3 +104,12 @@ def test_notebooks_hard_code_no_seed(path):
         ast.parse(source)
         offending += [f"cell {index}: {m.group(0)}" for m in _LITERAL_SEED.finditer(source)]
     assert not offending, offending
+
+
+def test_seed_types_and_ranges_are_named(monkeypatch):
+    assert seeding.resolve_seed(torch.tensor(3)) == 3 and seeding.resolve_seed(np.int64(3)) == 3
+    with pytest.raises(ValueError, match="device"):
+        seeding.generator(0, device="nope")
+    monkeypatch.setenv("HVNOTES_SEED", "5000000")  # 1000 * base would leave the seed range
+    with pytest.raises(ValueError, match="HVNOTES_SEED must be < 4294967"):
+        hvnotes.setup(0)

@@ -184,9 +184,9 @@ def test_unknown_notion_and_misshaped_masks_raise(small):
     model, x, keep = small
     with pytest.raises(ValueError, match="notion"):
         sst.sufficiency_rate(model, x, keep, "adversarial")
-    with pytest.raises(ValueError, match="keep of shape"):
+    with pytest.raises(ValueError, match="keep must have shape"):
         sst.sufficiency_rate(model, x, keep.view(12, 16), "baseline")
-    with pytest.raises(ValueError, match="keep of shape"):
+    with pytest.raises(ValueError, match="keep must have shape"):
         sst.complement(x, keep[:5], "baseline")
     with pytest.raises(TypeError, match="bool"):
         sst.complement(x, keep.float(), "baseline")

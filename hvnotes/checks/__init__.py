@@ -8,6 +8,10 @@ A checker is ``check_<exercise>(fn)``: it builds a list of ``(description, thunk
 hands them to :func:`run_checks`. Notebooks call them as ``checks.check_<exercise>``; the modules
 below only sort them by notebook (``map`` 00, ``minima`` 01, ``andmask`` 02, ``rrr`` 03, ``sst`` 04,
 ``benchmark`` 05, ``capstone`` 06; ``predictions`` for the registered predictions of several).
+
+Every ``check_*`` exported here runs inside :func:`~hvnotes.checks.runner.isolated_rng`: whatever
+a checker seeds or draws, the notebook's random streams (``random``, NumPy, torch) are left as
+they were.
 """
 
 from hvnotes.checks.andmask import (
@@ -42,7 +46,7 @@ from hvnotes.checks.rrr import (
     check_rrr_penalty,
     reference_lambda_choice,
 )
-from hvnotes.checks.runner import Case, run_checks
+from hvnotes.checks.runner import Case, isolated_rng, rng_isolated, run_checks
 from hvnotes.checks.sst import (
     check_credit,
     check_drop_one,
@@ -75,10 +79,17 @@ __all__ = [
     "check_tab_share",
     "check_tau_choice",
     "compare_predictions",
+    "isolated_rng",
     "reference_lambda_choice",
     "reference_tau_choice",
     "registered_prediction",
     "registered_predictions",
     "registered_rate",
+    "rng_isolated",
     "run_checks",
 ]
+
+for _name in __all__:  # every checker leaves the caller's random streams untouched
+    if _name.startswith("check_"):
+        globals()[_name] = rng_isolated(globals()[_name])
+del _name

@@ -15,6 +15,7 @@ from hvnotes.datasets.images import (
     load_digits,
 )
 from hvnotes.seeding import resolve_seed
+from hvnotes.validation import check_number
 
 # === Notebook 02: AND-mask data (linear toy, spirals + shortcuts, random-label digits) ===
 # Environment-stacked: training inputs ``(E, N, ...)``, N examples of each of E environments.
@@ -41,8 +42,9 @@ def linear_toy(
         ``x`` ``(E, 1, E + 1)`` and ``y`` ``(E, 1, 1)``, float32.
     """
     n_envs = _check_positive_int("n_envs", n_envs)
-    if not noise >= 0:
-        raise ValueError(f"noise must be >= 0, got {noise!r}")
+    check_number("shared", shared)
+    check_number("scale", scale, positive=True)  # scale 0 would be an all-zero toy
+    check_number("noise", noise, low=0.0)
     x = torch.zeros(n_envs, n_envs + 1, dtype=torch.float64)
     x[:, :n_envs] = torch.eye(n_envs, dtype=torch.float64)
     if noise > 0:
@@ -103,10 +105,8 @@ def spirals(
     n_per_env = _check_positive_int("n_per_env", n_per_env, 2)
     shortcut_dims = _check_positive_int("shortcut_dims", shortcut_dims)
     n_test = _check_positive_int("n_test", n_test, 2)
-    if not revolutions > 0:
-        raise ValueError(f"revolutions must be > 0, got {revolutions!r}")
-    if not noise >= 0:
-        raise ValueError(f"noise must be >= 0, got {noise!r}")
+    check_number("revolutions", revolutions, positive=True)
+    check_number("noise", noise, low=0.0)
     rng = np.random.default_rng(resolve_seed(seed))
 
     def labels(n: int) -> np.ndarray:

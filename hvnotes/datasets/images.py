@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hvnotes import validation
 from hvnotes.seeding import resolve_seed
 
 
@@ -37,15 +38,28 @@ class Split(NamedTuple):
 
 
 def _check_positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
+    """An int (NumPy ints welcome) >= ``minimum``, else a ``ValueError`` naming ``name``."""
+    return validation.check_positive_int(name, value, minimum)
+
+
+def _check_positive(name: str, value) -> float:
+    """A finite number > 0 (NumPy scalars welcome), else a ``ValueError`` naming ``name``."""
+    try:
+        return validation.check_number(name, value, positive=True)
+    except TypeError as err:
+        raise ValueError(str(err)) from None
 
 
 def _check_fraction(name: str, value) -> float:
-    if not isinstance(value, float | int) or isinstance(value, bool) or not 0 < value < 1:
-        raise ValueError(f"{name} must be a number strictly between 0 and 1, got {value!r}")
-    return float(value)
+    """A number (NumPy floats welcome) strictly between 0 and 1, else a ``ValueError``."""
+    try:
+        return validation.check_number(
+            name, value, low=0.0, high=1.0, low_open=True, high_open=True
+        )
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"{name} must be a number strictly between 0 and 1, got {value!r}"
+        ) from None
 
 
 def _stratified_split(

@@ -9,9 +9,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hvnotes import validation
 from hvnotes.datasets.images import (
     Split,
     _check_fraction,
+    _check_positive,
     _check_positive_int,
     _to_device,
     load_digits,
@@ -37,17 +39,18 @@ def add_label_tab(images: Tensor, tab: Tensor, brightness: float = 3.0) -> Tenso
     Returns:
         ``(N, H + 2, W + 2)``: the framed images, frame zero except the tab.
     """
+    validation.check_tensor("images", images, dtype="float", rows=False)
     if images.ndim != 3:
         raise ValueError(f"images must have shape (N, H, W), got {tuple(images.shape)}")
+    validation.check_tensor("tab", tab, dtype="integer", rows=False)
     if tab.shape != (len(images),):
         raise ValueError(f"tab must have shape ({len(images)},), got {tuple(tab.shape)}")
+    brightness = _check_positive("brightness", brightness)
     width = images.shape[2] + 2
     if len(tab) and (int(tab.min()) < 0 or int(tab.max()) >= width):
         raise ValueError(
             f"tab positions must lie in [0, {width}), got {int(tab.min())}..{int(tab.max())}"
         )
-    if not brightness > 0:
-        raise ValueError(f"brightness must be > 0, got {brightness!r}")
     framed = torch.nn.functional.pad(images, (1, 1, 1, 1))
     framed[torch.arange(len(images)), 0, tab.long()] = float(brightness)
     return framed
@@ -159,7 +162,13 @@ def toy_colors_conflict(n: int = 2000, seed: int | None = None) -> tuple[Tensor,
 
 
 def swatch_shade(digit: Tensor) -> Tensor:
-    """Decoy MNIST's swatch grey for a digit: ``(255 - 25 k) / 255`` (0 -> white, 9 -> dark)."""
+    """Decoy MNIST's swatch grey for a digit: ``(255 - 25 k) / 255`` (0 -> white, 9 -> dark).
+
+    ``digit``: integer tensor of digits 0..9, any shape; returns float of the same shape.
+    """
+    validation.check_tensor("digit", digit, dtype="integer", rows=False)
+    if digit.numel() and (int(digit.min()) < 0 or int(digit.max()) > 9):
+        raise ValueError(f"digit must hold digits 0..9, got {int(digit.min())}..{int(digit.max())}")
     return (255.0 - 25.0 * digit.float()) / 255.0
 
 
@@ -177,16 +186,20 @@ def add_swatch(
     Returns:
         ``(decoyed images (N, H, W), swatch masks (N, H, W) bool)``.
     """
+    validation.check_tensor("images", images, dtype="float", rows=False)
     if images.ndim != 3:
         raise ValueError(f"images must have shape (N, H, W), got {tuple(images.shape)}")
     n, h, w = images.shape
     for name, t, hi in [("shade_digits", shade_digits, 9), ("corners", corners, 3)]:
+        validation.check_tensor(name, t, dtype="integer", rows=False)
         if t.shape != (n,):
             raise ValueError(f"{name} must have shape ({n},), got {tuple(t.shape)}")
         if n and (int(t.min()) < 0 or int(t.max()) > hi):
             raise ValueError(f"{name} must hold ints in [0, {hi}]")
-    if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= min(h, w) // 2:
-        raise ValueError(f"size must be an int in [1, {min(h, w) // 2}], got {size!r}")
+    try:
+        size = validation.check_integer("size", size, low=1, high=min(h, w) // 2)
+    except (TypeError, ValueError):
+        raise ValueError(f"size must be an int in [1, {min(h, w) // 2}], got {size!r}") from None
     rows = torch.arange(h, device=images.device)
     cols = torch.arange(w, device=images.device)
     bottom = (corners.to(images.device) // 2 == 1).view(n, 1)
@@ -274,6 +287,8 @@ def iris_cancer(
     from sklearn.datasets import load_breast_cancer, load_iris
     from sklearn.model_selection import train_test_split
 
+    if not isinstance(standardize, bool | np.bool_):
+        raise TypeError(f"standardize must be True or False, got {standardize!r}")
     iris, cancer = load_iris(), load_breast_cancer()
     x_iris = np.concatenate([iris.data[iris.target == c][:50] for c in (1, 2)])
     x_cancer = np.concatenate([cancer.data[cancer.target == c][:50] for c in (0, 1)])
@@ -351,10 +366,8 @@ def shortcut_digits(
     """
     n_envs = _check_positive_int("n_envs", n_envs)
     width = _check_positive_int("width", width)
-    if isinstance(density, bool) or not isinstance(density, int | float) or not 0 < density < 1:
-        raise ValueError(f"density must be a number strictly between 0 and 1, got {density!r}")
-    if not brightness > 0:
-        raise ValueError(f"brightness must be > 0, got {brightness!r}")
+    density = _check_fraction("density", density)
+    brightness = _check_positive("brightness", brightness)
     seed = resolve_seed(seed)
     split = load_digits(seed, test_fraction)
     if n_envs > len(split.y_train):
