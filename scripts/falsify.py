@@ -174,15 +174,7 @@ def write_report(
         f"- Date: {date.today().isoformat()}; machine: {machine or robustness._machine()}.",
         f"- {n_twins} twin runs over {len(summary)} notebooks ({n_asserts} asserts), base seed 0, "
         f"torch's default CPU kernels, two kernels at a time; {wall / 60:.1f} minutes in all.",
-        *(
-            [
-                f"- Split into {shards['n']} shards (`--shard k/n`, on separate machines or one after another) and "
-                f"merged (`--merge`): the longest shard took {wall / 60:.1f} minutes, "
-                f"{shards['machine_time'] / 60:.1f} minutes of machine time in all."
-            ]
-            if shards
-            else []
-        ),
+        *robustness.shards_lines(shards, wall),
         f"- **Every assert broken by a twin (or labelled identity/property), every twin breaking "
         f"an assert, no twin's run crashing: {'yes' if v['ok'] else 'NO'}.**",
         "",

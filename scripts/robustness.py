@@ -449,15 +449,7 @@ def write_report(
         f"- Matrix: base seeds {', '.join(map(str, seeds))} (`HVNOTES_SEED`) × float paths "
         f"{', '.join(f'`{p}`' for p in paths)} = {n_runs} runs of every notebook; two kernels at a "
         f"time; {wall / 60:.1f} minutes in all.",
-        *(
-            [
-                f"- Split into {shards['n']} shards (`--shard k/n`, on separate machines or one after another) and "
-                f"merged (`--merge`): the longest shard took {wall / 60:.1f} minutes, "
-                f"{shards['machine_time'] / 60:.1f} minutes of machine time in all."
-            ]
-            if shards
-            else []
-        ),
+        *shards_lines(shards, wall),
         *(
             [
                 f"- Updated {updated['date']}: {', '.join(f'`{n}`' for n in updated['notebooks'])}"
@@ -558,6 +550,17 @@ def shard_jobs(jobs: list[tuple], k: int, n: int) -> list[tuple]:
         jobs, lambda j: seconds[j[0].stem], n, key=lambda j: (j[0].name, j[1], j[2])
     )
     return parts[k - 1]
+
+
+def shards_lines(shards: dict | None, wall: float) -> list[str]:
+    """The report's line on a run merged from shards (none for a single run); falsify's too."""
+    if not shards:
+        return []
+    return [
+        f"- Split into {shards['n']} shards (`--shard k/n`, on separate machines or one after "
+        f"another) and merged (`--merge`): the longest shard took {wall / 60:.1f} minutes, "
+        f"{shards['machine_time'] / 60:.1f} minutes of machine time in all."
+    ]
 
 
 def merge(files: list[Path]) -> dict:
