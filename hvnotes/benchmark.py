@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from hvnotes import andmask, datasets, ensembles, models, seeding
+from hvnotes.algorithms import irm_penalty  # noqa: F401  (notebook 05 calls benchmark.irm_penalty)
 from hvnotes.benchmark_protocol import PROTOCOL
 from hvnotes.datasets import ShortcutDigits
 from hvnotes.train import check_positive_int
@@ -48,17 +49,6 @@ def protocol_digest() -> str:
     """SHA-256 of the protocol file as committed (the notebook prints it)."""
     source = Path(__file__).with_name("benchmark_protocol.py").read_bytes()
     return hashlib.sha256(source).hexdigest()
-
-
-def irm_penalty(logits: Tensor, y: Tensor) -> Tensor:
-    """IRMv1's penalty for one environment: ``(d/ds CE(s * logits, y) at s = 1)^2``.
-
-    Args:
-        logits: ``(B, C)``; y: ``(B,)``. Returns a scalar with a graph (it is trained through).
-    """
-    scale = torch.ones((), dtype=logits.dtype, device=logits.device, requires_grad=True)
-    (g,) = torch.autograd.grad(F.cross_entropy(logits * scale, y), scale, create_graph=True)
-    return g.square()
 
 
 # ----------------------------------------------------------------------------- the data
