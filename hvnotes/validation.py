@@ -6,31 +6,54 @@ anything, and a bad argument gets a ``TypeError`` (wrong kind of thing) or a ``V
 expected. NaN and inf are errors wherever a number or a tensor of numbers is expected; no shape is
 ever broadcast silently (the broadcasts a mask may use are listed in :func:`check_mask`).
 
-It sits at the bottom of the package and imports only torch, NumPy and the standard library, so
-every module can use it (the sufficiency checker included, without importing training code).
+It sits at the bottom of the package: it and its two parts import only torch, NumPy, the
+standard library and each other, so every module can use it (the sufficiency checker included,
+without importing training code). This module holds the checks of tensor arguments; the checks
+of numbers and of models live in their own modules, and every name is re-exported here
+(``validation.check_number`` keeps working):
 
-* numbers: :func:`check_number` (finite, in a range; NumPy scalars and 0-d tensors welcome),
-  :func:`check_integer`, :func:`check_positive_int`, :func:`check_choice`, :func:`check_callable`,
-  :func:`check_generator`;
-* tensors: :func:`check_tensor` (kind, dimensions, shape, dtype, device, finite, rows),
+* numbers (:mod:`hvnotes.validation_numbers`): :func:`check_number` (finite, in a range; NumPy
+  scalars and 0-d tensors welcome), :func:`check_integer`, :func:`check_positive_int`,
+  :func:`check_choice`, :func:`check_callable`, :func:`check_generator`;
+* tensors (here): :func:`check_tensor` (kind, dimensions, shape, dtype, device, finite, rows),
   :func:`check_labels` (1-D integer class indices in range), :func:`check_mask` (the exact shape
   or a documented broadcast), :func:`check_stacked` (environment-stacked ``(E, B, ...)``);
-* models: :func:`check_model` (the callable contract), :func:`check_logits` (its output),
-  :func:`check_per_example` (no BatchNorm coupling rows), :func:`check_input_dtype`,
-  :func:`check_finite_parameters`, :func:`check_optimizer`, and :func:`preserved_mode` /
-  :func:`evaluating`, which restore a model's train/eval mode also when the block raises.
+* models (:mod:`hvnotes.validation_models`): :func:`check_model` (the callable contract),
+  :func:`check_logits` (its output), :func:`check_per_example` (no BatchNorm coupling rows),
+  :func:`check_input_dtype`, :func:`check_finite_parameters`, :func:`check_optimizer`, and
+  :func:`preserved_mode` / :func:`evaluating`, which restore a model's train/eval mode also when
+  the block raises.
 """
 
 from __future__ import annotations
 
-import contextlib
-import math
-import numbers
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 
-import numpy as np
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+from hvnotes.validation_models import (
+    check_finite_parameters,
+    check_input_dtype,
+    check_logits,
+    check_model,
+    check_optimizer,
+    check_per_example,
+    evaluating,
+    preserved_mode,
+)
+from hvnotes.validation_numbers import (  # noqa: F401  (_as_scalar, _interval: their old home)
+    _as_scalar,
+    _interval,
+    _kind,
+    _shape,
+    check_callable,
+    check_choice,
+    check_generator,
+    check_integer,
+    check_number,
+    check_positive_int,
+)
 
 __all__ = [
     "check_callable", "check_choice", "check_finite_parameters", "check_generator",
@@ -40,119 +63,6 @@ __all__ = [
 ]  # fmt: skip
 
 _DTYPE_KINDS = ("float", "integer", "bool")
-
-
-def _shape(t: Tensor) -> tuple[int, ...]:
-    return tuple(t.shape)
-
-
-def _kind(dtype: torch.dtype) -> str:
-    """``"bool"``, ``"float"``, ``"complex"`` or ``"integer"``."""
-    if dtype == torch.bool:
-        return "bool"
-    return "float" if dtype.is_floating_point else "complex" if dtype.is_complex else "integer"
-
-
-# ----------------------------------------------------------------------------- numbers
-
-
-def _as_scalar(name: str, value):
-    """A Python/NumPy scalar, or the item of a 0-d tensor or array; bools are refused."""
-    if isinstance(value, Tensor | np.ndarray):
-        if value.ndim != 0:
-            raise TypeError(
-                f"{name} must be a single number, got a {type(value).__name__} of shape "
-                f"{tuple(value.shape)}"
-            )
-        if value.dtype in (torch.bool, np.bool_):
-            raise TypeError(f"{name} must be a number, got a boolean {type(value).__name__}")
-        value = value.item()
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    return value
-
-
-def _interval(low: float, high: float, low_open: bool, high_open: bool) -> str:
-    if low == -math.inf and high == math.inf:
-        return "finite"
-    if high == math.inf:
-        return f"{'>' if low_open else '>='} {low:g}"
-    if low == -math.inf:
-        return f"{'<' if high_open else '<='} {high:g}"
-    return f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-
-
-def check_number(
-    name: str, value, *, low: float = -math.inf, high: float = math.inf, positive: bool = False,
-    low_open: bool = False, high_open: bool = False,
-) -> float:  # fmt: skip
-    """``value`` as a finite ``float`` in ``[low, high]`` (``positive``: ``> 0``), else an error.
-
-    Accepts Python and NumPy numbers and 0-d tensors or arrays (``np.float32(1.0)``,
-    ``torch.tensor(0.01)``); refuses bools, NaN and inf. ``low_open`` / ``high_open`` exclude
-    the bound itself.
-    """
-    value = float(_as_scalar(name, value))
-    if positive:
-        low, low_open = max(low, 0.0), low_open or low <= 0.0
-    ok = math.isfinite(value)
-    ok = ok and (value > low if low_open else value >= low)
-    ok = ok and (value < high if high_open else value <= high)
-    if not ok:
-        bound = _interval(low, high, low_open, high_open)
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
-    return value
-
-
-def check_integer(name: str, value, *, low: int | None = None, high: int | None = None) -> int:
-    """``value`` as an ``int`` in ``[low, high]`` (either may be None), else an error.
-
-    Accepts Python and NumPy integers and 0-d integer tensors; refuses bools and floats, even
-    integral ones (``3.0``: a float where a count is meant is usually a mistake).
-    """
-    if isinstance(value, Tensor) and value.ndim == 0 and _kind(value.dtype) == "integer":
-        value = value.item()
-    elif isinstance(value, np.ndarray) and value.ndim == 0 and value.dtype.kind in "iu":
-        value = value.item()
-    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    value = int(value)
-    if (low is not None and value < low) or (high is not None and value > high):
-        lo = "" if low is None else f">= {low}"
-        hi = "" if high is None else f"<= {high}"
-        raise ValueError(
-            f"{name} must be an int {' and '.join(b for b in (lo, hi) if b)}, got {value}"
-        )
-    return value
-
-
-def check_positive_int(name: str, value, low: int = 1) -> int:
-    """A count: :func:`check_integer` with ``low`` (1 by default), every failure a ``ValueError``
-    (the form the package's count arguments, ``steps``, ``epochs``, ``batch_size``..., raise)."""
-    try:
-        return check_integer(name, value, low=low)
-    except TypeError as err:
-        raise ValueError(str(err)) from None
-
-
-def check_choice(name: str, value, choices: Sequence):
-    """``value`` if it is one of ``choices``, else a ``ValueError`` listing them."""
-    if isinstance(value, Tensor | np.ndarray) or value not in tuple(choices):
-        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
-    return value
-
-
-def check_callable(name: str, value) -> Callable:
-    if not callable(value):
-        raise TypeError(f"{name} must be callable, got {type(value).__name__}")
-    return value
-
-
-def check_generator(name: str, generator) -> torch.Generator | None:
-    """``generator``: a ``torch.Generator`` or None."""
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(f"{name} must be a torch.Generator or None, got {type(generator).__name__}")
-    return generator
 
 
 # ----------------------------------------------------------------------------- tensors
@@ -309,130 +219,3 @@ def check_stacked(xs, ys, names: tuple[str, str] = ("xs", "ys")) -> tuple[int, i
             f"got {names[0]} {_shape(xs)} and {names[1]} {_shape(ys)}"
         )
     return xs.shape[0], xs.shape[1]
-
-
-# ----------------------------------------------------------------------------- models
-
-
-def check_model(name: str, model, *, module: bool = False):
-    """``model``: a callable mapping inputs to outputs; an ``nn.Module`` when ``module``.
-
-    Functions that only need a model's outputs accept any callable (Captum's ``forward_func``
-    convention); functions that train it, or read its parameters, need a module.
-    """
-    if module and not isinstance(model, nn.Module):
-        raise TypeError(
-            f"{name} must be a torch.nn.Module (its parameters are trained or read), got "
-            f"{type(model).__name__}"
-        )
-    if not callable(model):
-        raise TypeError(
-            f"{name} must be a callable that maps inputs to logits, got {type(model).__name__}"
-        )
-    return model
-
-
-def check_logits(name: str, out, n: int | None = None) -> Tensor:
-    """A model's output as logits: a floating-point Tensor ``(N, C)``, finite, ``n`` rows."""
-    if not isinstance(out, Tensor):
-        raise TypeError(f"{name} must return a Tensor of logits (N, C), got {type(out).__name__}")
-    if out.ndim != 2:
-        raise ValueError(
-            f"{name} must return logits of shape (N, C), one row per input, got shape "
-            f"{_shape(out)}"
-            + (" (a single output per row? give it C >= 2 outputs)" if out.ndim == 1 else "")
-        )
-    if n is not None and len(out) != n:
-        raise ValueError(f"{name} returned {len(out)} rows of logits for {n} inputs")
-    if not out.is_floating_point():
-        raise TypeError(f"{name} must return floating-point logits, got {out.dtype}")
-    if not torch.isfinite(out).all():
-        raise ValueError(
-            f"{name} returned NaN or inf logits: are its weights and the inputs finite?"
-        )
-    return out
-
-
-def check_per_example(name: str, model) -> None:
-    """Refuse a model whose examples interact: a BatchNorm layer in training mode.
-
-    Per-example quantities (per-environment gradients, input gradients) assume that one row's
-    output does not depend on the other rows of the batch; BatchNorm in training mode normalises
-    with the batch's statistics, so it does. Put the model in eval mode, or use GroupNorm.
-    """
-    if not isinstance(model, nn.Module):
-        return
-    for sub_name, sub in model.named_modules():
-        if isinstance(sub, nn.modules.batchnorm._BatchNorm) and sub.training:
-            raise ValueError(
-                f"{name} has a BatchNorm layer in training mode ({sub_name or 'the model'}): its "
-                "examples interact, so per-example gradients are not defined; call "
-                f"{name}.eval() first, or use GroupNorm"
-            )
-
-
-def check_finite_parameters(name: str, model) -> None:
-    """Refuse a module with a NaN or inf parameter (a plain callable passes)."""
-    if not isinstance(model, nn.Module):
-        return
-    for p_name, p in model.named_parameters():
-        if p.is_floating_point() and not torch.isfinite(p).all():
-            raise ValueError(f"{name}'s parameter {p_name} holds NaN or inf values")
-
-
-def check_input_dtype(model, x: Tensor, name: str = "x") -> None:
-    """A clear error when ``x`` cannot go through ``model``: float64 into float32 weights, or
-    another device. A plain callable, or a module without parameters, passes."""
-    if not isinstance(model, nn.Module):
-        return
-    param = next(iter(model.parameters()), None)
-    if param is None:
-        return
-    if x.is_floating_point() and x.dtype != param.dtype:
-        raise TypeError(
-            f"{name} has dtype {x.dtype} but the model's parameters are {param.dtype}: "
-            f"convert one of them ({name}.to({param.dtype}) or model.to({x.dtype}))"
-        )
-    if x.device != param.device:
-        raise ValueError(
-            f"{name} is on {x.device} but the model is on {param.device}: move one of them"
-        )
-
-
-def check_optimizer(optimizer, model: nn.Module) -> None:
-    """``optimizer``: a ``torch.optim.Optimizer`` that updates ``model``'s parameters."""
-    if not isinstance(optimizer, torch.optim.Optimizer):
-        raise TypeError(
-            f"optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}"
-        )
-    mine = {id(p) for p in model.parameters() if p.requires_grad}
-    theirs = {id(p) for group in optimizer.param_groups for p in group["params"]}
-    if mine and not mine & theirs:
-        raise ValueError("optimizer does not update any of the model's parameters")
-
-
-@contextlib.contextmanager
-def preserved_mode(model) -> Iterator:
-    """Save the train/eval mode of ``model`` and of every submodule; restore it after the block,
-    also when the block raises. A plain callable passes through."""
-    if not isinstance(model, nn.Module):
-        yield model
-        return
-    modes = [(m, m.training) for m in model.modules()]
-    try:
-        yield model
-    finally:
-        for m, training in modes:
-            m.training = training
-
-
-@contextlib.contextmanager
-def evaluating(model) -> Iterator:
-    """Put ``model`` in eval mode for the block and restore its mode after, even on an error.
-
-    A plain callable (no ``.train``/``.eval``) passes through unchanged.
-    """
-    with preserved_mode(model):
-        if isinstance(model, nn.Module):
-            model.eval()
-        yield model

@@ -14,16 +14,33 @@ from hvnotes import train, validation
 PACKAGE = Path(__file__).resolve().parents[1] / "hvnotes"
 
 
-def test_validation_sits_at_the_bottom_of_the_house():
-    tree = ast.parse((PACKAGE / "validation.py").read_text())
+VALIDATION_MODULES = ("validation", "validation_numbers", "validation_models")
+
+
+@pytest.mark.parametrize("module", VALIDATION_MODULES)
+def test_validation_sits_at_the_bottom_of_the_house(module):
+    tree = ast.parse((PACKAGE / f"{module}.py").read_text())
     imported = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             imported |= {alias.name.split(".")[0] for alias in node.names}
         elif isinstance(node, ast.ImportFrom) and node.module:
-            imported.add(node.module.split(".")[0])
+            name = node.module
+            imported.add(name if name.startswith("hvnotes.") else name.split(".")[0])
+    # its parts import each other only downwards: numbers <- models <- validation
+    lower = {f"hvnotes.{m}" for m in VALIDATION_MODULES[1:]} - {f"hvnotes.{module}"}
+    if module == "validation_numbers":
+        lower = set()
     assert imported <= {"__future__", "contextlib", "math", "numbers", "collections", "numpy",
-                        "torch"}, imported  # fmt: skip
+                        "torch", *lower}, imported  # fmt: skip
+
+
+def test_validation_re_exports_every_check_of_its_parts():
+    from hvnotes import validation_models, validation_numbers
+
+    for part in (validation_numbers, validation_models):
+        for name in part.__all__:
+            assert name in validation.__all__ and getattr(validation, name) is getattr(part, name)
 
 
 def test_train_keeps_the_old_names_of_the_checks():
