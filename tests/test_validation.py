@@ -286,11 +286,6 @@ def test_evaluating_is_eval_inside_and_restores_after_an_error():
         assert same is plain
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="phase 2: notions.py imports check_mask and sufficiency.py check_input_dtype and "
-    "evaluating from hvnotes.train; import them from hvnotes.validation",
-)
 def test_the_sufficiency_checker_loads_no_training_code():
     import subprocess
     import sys
