@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from hvnotes import validation
 from hvnotes.models import GrokMLP
 
 # ----------------------------------------------------------------------------- E1: primes
@@ -240,8 +241,15 @@ def softmax_collapse_rate(logits: Tensor, y: Tensor) -> Tensor:
     against 1 in float32: the loss rounds to 0 and so does its gradient ("softmax collapse").
 
     Args:
-        logits: ``(..., N, C)``; y: ``(..., N)``. Returns ``(...)`` in ``[0, 1]``.
+        logits: ``(..., N, C)``, finite; y: ``(..., N)`` class indices in ``[0, C)``. Returns
+        ``(...)`` in ``[0, 1]``.
+
+    NaN or inf logits are an error: their loss is never exactly 0, so they would read as "no
+    collapse".
     """
+    validation.check_tensor("logits", logits, min_ndim=2)
+    validation.check_tensor("y", y, shape=tuple(logits.shape[:-1]), dtype="integer")
+    validation.check_labels("y", y.flatten(), classes=logits.shape[-1])
     ce = nn.functional.cross_entropy(
         logits.float().flatten(0, -2), y.flatten(), reduction="none"
     ).view(y.shape)
