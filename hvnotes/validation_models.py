@@ -3,8 +3,7 @@
 Part of :mod:`hvnotes.validation` (which re-exports every name here). Functions that only need a
 model's outputs accept any callable (Captum's ``forward_func`` convention); those that train it
 or read its parameters need an ``nn.Module``. :func:`preserved_mode` and :func:`evaluating`
-restore a model's mode also when the block raises. Imports only torch and the standard library
-(and the message helper of :mod:`hvnotes.validation_numbers`).
+restore a model's mode also when the block raises. Imports only torch and the standard library.
 """
 
 from __future__ import annotations
@@ -14,8 +13,6 @@ from collections.abc import Iterator
 
 import torch
 from torch import Tensor, nn
-
-from hvnotes.validation_numbers import _shape
 
 __all__ = [
     "check_finite_parameters", "check_input_dtype", "check_logits", "check_model",
@@ -48,7 +45,7 @@ def check_logits(name: str, out, n: int | None = None) -> Tensor:
     if out.ndim != 2:
         raise ValueError(
             f"{name} must return logits of shape (N, C), one row per input, got shape "
-            f"{_shape(out)}"
+            f"{tuple(out.shape)}"
             + (" (a single output per row? give it C >= 2 outputs)" if out.ndim == 1 else "")
         )
     if n is not None and len(out) != n:

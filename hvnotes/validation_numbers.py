@@ -22,7 +22,7 @@ __all__ = [
 ]  # fmt: skip
 
 
-# how the checks describe a tensor in their messages (shared with the tensor and model checks)
+# how the checks describe a tensor in their messages (shared with the tensor checks)
 def _shape(t: Tensor) -> tuple[int, ...]:
     return tuple(t.shape)
 
