@@ -38,9 +38,9 @@ from hvnotes import hparams as hparams_registry
 from hvnotes.hparams import REGISTRY, HParam, default_hparams, search_grid
 
 __all__ = [
-    "ALGORITHMS", "ANDMask", "Algorithm", "ERM", "GeometricMean", "HParam", "IRMv1", "REGISTRY",
-    "RRR", "SANDMask", "SST", "TemporalANDMask", "default_hparams", "get_algorithm",
-    "irm_penalty", "search_grid",
+    "ALGORITHMS", "ANDMask", "Algorithm", "ERM", "GeometricMean", "HParam", "IRMv1", "Objective",
+    "REGISTRY", "RRR", "RandomMask", "SANDMask", "SST", "TemporalANDMask", "default_hparams",
+    "get_algorithm", "irm_penalty", "search_grid",
 ]  # fmt: skip
 
 
@@ -128,7 +128,10 @@ class Algorithm(nn.Module):
     def _descend(self, loss: Tensor) -> None:
         """One optimizer step on ``loss`` (refused when it is not finite)."""
         if not torch.isfinite(loss):
-            raise ValueError(f"{self.name}: the loss became {loss.item()}; check the data and lr")
+            lr = self.optimizer.param_groups[0].get("lr")
+            raise ValueError(
+                f"{self.name}: the loss became {loss.item()}; check the data and lr={lr}"
+            )
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -164,9 +167,10 @@ class ANDMask(Algorithm):
     def update(self, xs: Tensor, ys: Tensor) -> dict[str, float]:
         self.network.train()
         hp = self.hparams
+        twin = {"generator": self.generator, "keep": self.keep} if self.method == "random" else {}
         loss, kept = andmask.and_mask_step(
             self.network, self.loss_fn, xs, ys, self.optimizer, hp["tau"], method=self.method,
-            rescale=hp["rescale"], k=hp.get("k", 10.0),
+            rescale=hp["rescale"], k=hp.get("k", 10.0), **twin,
         )  # fmt: skip
         self.steps_done += 1
         terms = {"loss": loss, "kept": sum(kept.values()) / len(kept)}
@@ -185,6 +189,25 @@ class SANDMask(ANDMask):
 
     name = "SAND-mask"
     method = "sand"
+
+
+class RandomMask(ANDMask):
+    """The AND-mask's null twin: per tensor as many components kept as the AND-mask at ``tau``
+    would keep on this batch (or, with ``keep``, a fixed fraction ``{parameter name: fraction}``
+    or one number), at positions drawn at random; what is left when agreement is removed.
+
+    The positions come from a generator seeded with ``seed`` (None: the run's
+    ``hvnotes.derive_seed(0)``) on the network's device.
+    """
+
+    name = "random mask"
+    method = "random"
+
+    def __init__(self, network, hparams=None, *, keep=None, **kw) -> None:
+        super().__init__(network, hparams, **kw)
+        self.keep = keep
+        device = next(network.parameters()).device
+        self.generator = seeding.generator(self.hparams["seed"], device=device)
 
 
 class TemporalANDMask(Algorithm):
@@ -326,11 +349,54 @@ class SST(Algorithm):
         }
 
 
-#: every algorithm by its registry name
+class Objective(Algorithm):
+    """Any training objective: ``objective(network, *batch)`` returns the loss to descend (a
+    scalar mean over the batch), or named terms ``{"loss": ..., other terms}`` (a tuple led by
+    the loss also works); every term is logged. What :func:`hvnotes.train.fit` trains with a
+    ``loss_fn`` of the learner's own. Not a method of the registry: it has the common
+    hyper-parameters only (``lr``, ``weight_decay``, ``optimizer``).
+    """
+
+    name = "objective"
+
+    def __init__(self, network, objective: Callable, hparams=None, **kw) -> None:
+        super().__init__(network, hparams, **kw)
+        self.objective = validation.check_callable("objective", objective)
+
+    def update(self, *batch: Tensor) -> dict[str, float]:
+        self.network.train()
+        terms = _as_terms(self.objective(self.network, *batch))
+        loss = terms["loss"]
+        if not isinstance(loss, Tensor) or loss.ndim != 0:
+            got = f"shape {tuple(loss.shape)}" if isinstance(loss, Tensor) else type(loss).__name__
+            raise ValueError(
+                f"the objective must return a scalar loss Tensor (a mean over the batch), got {got}"
+            )
+        self._descend(loss)
+        return {
+            k: float(v.detach()) if isinstance(v, Tensor) else float(v) for k, v in terms.items()
+        }
+
+
+def _as_terms(out) -> dict[str, Tensor]:
+    """An objective's output as named terms with the backpropagated ``"loss"`` first."""
+    if isinstance(out, Mapping):
+        if "loss" not in out:
+            raise ValueError(
+                f"an objective that returns a dict must name the loss 'loss', got {list(out)}"
+            )
+        return dict(out)
+    if isinstance(out, tuple):
+        return {"loss": out[0]}
+    return {"loss": out}
+
+
+#: every method by its registry name (:class:`Objective`, the generic unit, is not one)
 ALGORITHMS: dict[str, type[Algorithm]] = {
     cls.name: cls
-    for cls in (ERM, ANDMask, GeometricMean, SANDMask, TemporalANDMask, IRMv1, RRR, SST)
-}
+    for cls in (ERM, ANDMask, GeometricMean, SANDMask, RandomMask, TemporalANDMask, IRMv1, RRR,
+                SST)
+}  # fmt: skip
 
 
 def get_algorithm(name: str) -> type[Algorithm]:

@@ -232,6 +232,12 @@ def _pooled_step(
     return loss.item(), dict.fromkeys(params, 1.0)
 
 
+#: the algorithm that trains each ``method`` of :func:`fit_and_mask`
+_ALGORITHM_OF = {
+    "and": "ANDMask", "geom": "GeometricMean", "sand": "SANDMask", "random": "RandomMask",
+}  # fmt: skip
+
+
 def fit_and_mask(
     model: nn.Module,
     loss_fn: LossFn,
@@ -251,7 +257,9 @@ def fit_and_mask(
     eval_every: int = 100,
     seed: int | None = None,
 ) -> pd.DataFrame:
-    """Train with :func:`and_mask_step` for ``steps`` steps and return the history.
+    """Train with :func:`and_mask_step` for ``steps`` steps and return the history: the
+    algorithm of ``method`` (:class:`hvnotes.algorithms.ANDMask`, ``GeometricMean``,
+    ``SANDMask`` or the twin ``RandomMask``) run by ``run(algorithm.update, env_batches(...))``.
 
     Each step draws ``envs_per_step`` environments (all when None) without replacement and
     ``batch_per_env`` examples from each, so the step sees an env-stacked batch
@@ -277,22 +285,24 @@ def fit_and_mask(
         (mean since the last row), ``kept`` (mean kept fraction over parameters),
         ``kept_<param>`` per parameter, ``seconds`` and ``acc_<name>``.
     """
+    from hvnotes import algorithms  # the algorithms call this module: import late
+
     check_stacked(x_envs, y_envs)
+    validation.check_model("model", model, module=True)
     check_optimizer(optimizer, model)
     _check_tau(tau)
     _check_method(method)
     _check_flag("rescale", rescale)
     eval_sets = dict(eval_sets or {})
-    # the random mask's own stream (method="random"), on the device of the data
-    mask_generator = seeding.generator(seed, device=x_envs.device)
+    hparams = {"tau": tau, "rescale": rescale} | ({"k": k} if method == "sand" else {})
+    cls, twin = getattr(algorithms, _ALGORITHM_OF[method]), {}
+    if method == "random":  # its positions: a stream of its own, seeded like the batches
+        hparams["seed"], twin["keep"] = seed, keep
+    algorithm = cls(model, hparams, loss_fn=loss_fn, optimizer=optimizer, **twin)
 
     def step(xs: Tensor, ys: Tensor) -> dict[str, float]:
-        model.train()
-        loss, kept = and_mask_step(
-            model, loss_fn, xs, ys, optimizer, tau, method=method, rescale=rescale, k=k,
-            generator=mask_generator, keep=keep,
-        )  # fmt: skip
-        return {"loss": loss} | {f"kept_{name}": value for name, value in kept.items()}
+        terms = algorithm.update(xs, ys)
+        return {k: v for k, v in terms.items() if k != "kept"}  # kept: the mean over tensors
 
     def evaluate() -> dict[str, float]:
         return {f"acc_{name}": accuracy(model, *xy) for name, xy in eval_sets.items()}

@@ -1,5 +1,6 @@
-"""The batches the trainers draw: shuffled minibatches of tensors indexed together, and
-environment-stacked batches ``(E, B, ...)`` for the methods that need environments.
+"""The batches the trainers draw: shuffled minibatches of tensors indexed together,
+environment-stacked batches ``(E, B, ...)`` for the methods that need environments, and the
+model-stacked batches ``(K, E, B, ...)`` of models trained side by side (:mod:`hvnotes.ensembles`).
 
 Both are endless iterators seeded by their own generator (``seed``; None: the run's
 ``hvnotes.derive_seed(0)``), independent of the global RNG.
@@ -92,3 +93,28 @@ def env_batches(
             idx = idx[:, :batch_per_env]
         chosen, idx = chosen.to(device), idx.to(device)
         yield tuple(t[chosen[:, None], idx] for t in envs)
+
+
+def stacked_batches(
+    x: Tensor, y: Tensor, batch_per_env: int, seed: int | None = None
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Endless minibatches ``(K, E, B, ...)``, ``(K, E, B)`` from ``x`` ``(K, E, N, ...)``,
+    ``y`` ``(K, E, N)``: every model and environment draws its own ``B`` examples without
+    replacement, in epochs: a fresh order of each environment's examples, cut into batches
+    (the last ``N mod B`` of an order are skipped). Seeded by ``seed``, independent of the
+    global RNG."""
+    k, e, n = y.shape
+    if x.shape[:3] != y.shape:
+        raise ValueError(f"x must be (K, E, N, ...) like y {tuple(y.shape)}, got {tuple(x.shape)}")
+    batch = validation.check_positive_int("batch_per_env", batch_per_env)
+    if batch > n:
+        raise ValueError(f"batch_per_env must be <= {n} (examples per environment), got {batch}")
+    generator = seeding.generator(seed)
+    flat_x, flat_y = x.reshape(k * e * n, *x.shape[3:]), y.reshape(-1)
+    start = (torch.arange(k * e, device=y.device) * n).view(k, e, 1)
+    while True:  # one pass over every environment's examples in a fresh order, then again
+        order = torch.rand(k, e, n, generator=generator).argsort(dim=2).to(y.device) + start
+        for i in range(0, n - batch + 1, batch):
+            idx = order[..., i : i + batch].reshape(-1)
+            yield (flat_x.index_select(0, idx).view(k, e, batch, *x.shape[3:]),
+                   flat_y.index_select(0, idx).view(k, e, batch))  # fmt: skip

@@ -28,88 +28,25 @@ one stack may differ in it:
 * ``"RRR"``: cross-entropy plus ``l2_grads`` times ``mean_n sum_d (A_d g_nd)^2`` with ``g`` the
   input gradient of ``sum_c log p_c`` and ``A`` the annotation (``(K, H, W)``, one per model).
 
-:func:`fit` runs any of them through the package's one loop (:func:`hvnotes.train.run`) with
-AdamW-style decoupled weight decay (or Adam's coupled L2), one value per model.
+:class:`SideBySide` is one method training the stack (``update`` / ``predict``, with
+AdamW-style decoupled weight decay or Adam's coupled L2, one value per model), and :func:`fit`
+runs it through the package's one loop, ``train.run(algorithm.update, batches)``. The stack
+itself (:class:`MLPs`, :func:`predict`, :func:`accuracy`) lives in :mod:`hvnotes.stacked_mlps`
+and the batches (:func:`stacked_batches`) in :mod:`hvnotes.batches`; both are importable here.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 
 import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from hvnotes import andmask, models, seeding
+from hvnotes import andmask, validation
+from hvnotes.batches import stacked_batches  # noqa: F401  (re-exported: its old home)
+from hvnotes.stacked_mlps import MLPs, accuracy, n_parameters, predict  # noqa: F401 (same)
 from hvnotes.train import check_positive_int, run
-
-
-class MLPs(nn.Module):
-    """``K`` independent ReLU MLPs ``in -> hidden... -> out``, evaluated together.
-
-    Args:
-        in_features, hidden, out_features: as in :func:`hvnotes.models.mlp`.
-        seeds: one seed per member; member ``k`` starts with the weights ``models.mlp`` draws
-            under ``seeding.torch_seed(seeds[k])``.
-
-    ``forward(x)``: ``x`` ``(K, B, *shape)`` with ``prod(shape) == in_features`` -> logits
-    ``(K, B, out_features)``. Weights are ``(K, fan_in, fan_out)``, biases ``(K, 1, fan_out)``.
-    """
-
-    def __init__(
-        self, in_features: int, hidden: Sequence[int], out_features: int, seeds: Sequence[int]
-    ) -> None:
-        super().__init__()
-        seeds = [seeding.resolve_seed(s) for s in seeds]
-        if not seeds:
-            raise ValueError("seeds must name at least one model")
-        self.shape = (int(in_features), tuple(int(h) for h in hidden), int(out_features))
-        members = []
-        for seed in seeds:
-            with seeding.torch_seed(seed):
-                members.append(models.mlp(in_features, tuple(hidden), out_features))
-        linears = [[m for m in net if isinstance(m, nn.Linear)] for net in members]
-        self.weights = nn.ParameterList(
-            nn.Parameter(torch.stack([layers[i].weight.detach().T for layers in linears]))
-            for i in range(len(linears[0]))
-        )
-        self.biases = nn.ParameterList(
-            nn.Parameter(torch.stack([layers[i].bias.detach()[None] for layers in linears]))
-            for i in range(len(linears[0]))
-        )
-
-    @property
-    def n_models(self) -> int:
-        return self.weights[0].shape[0]
-
-    def layers(self, x: Tensor) -> tuple[Tensor, list[Tensor], list[Tensor]]:
-        """Logits ``(K, R, C)`` of ``x`` ``(K, R, in)``, with every layer's input and
-        pre-activation output (for per-environment gradients)."""
-        inputs, outputs, h = [], [], x
-        last = len(self.weights) - 1
-        for i, (w, b) in enumerate(zip(self.weights, self.biases, strict=True)):
-            inputs.append(h)
-            z = torch.baddbmm(b, h, w)
-            outputs.append(z)
-            h = z if i == last else torch.relu(z)
-        return h, inputs, outputs
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.ndim < 3 or x.shape[0] != self.n_models:
-            raise ValueError(f"x must have shape (K={self.n_models}, B, ...), got {tuple(x.shape)}")
-        return self.layers(x.flatten(2))[0]
-
-    def member(self, k: int) -> nn.Sequential:
-        """Model ``k`` as a plain ``models.mlp`` (a copy, in eval mode)."""
-        net = models.mlp(*self.shape).to(self.weights[0].device)
-        linears = [m for m in net if isinstance(m, nn.Linear)]
-        with torch.no_grad():
-            for lin, w, b in zip(linears, self.weights, self.biases, strict=True):
-                lin.weight.copy_(w[k].T)
-                lin.bias.copy_(b[k, 0])
-        return net.eval()
-
 
 # ----------------------------------------------------------------------------- the methods
 
@@ -348,29 +285,75 @@ def _hp_tensors(method: str, n_models: int, hparams: Mapping, device) -> dict[st
 # ----------------------------------------------------------------------------- training
 
 
-def stacked_batches(
-    x: Tensor, y: Tensor, batch_per_env: int, seed: int | None = None
-) -> Iterator[tuple[Tensor, Tensor]]:
-    """Endless minibatches ``(K, E, B, ...)``, ``(K, E, B)`` from ``x`` ``(K, E, N, ...)``,
-    ``y`` ``(K, E, N)``: every model and environment draws its own ``B`` examples without
-    replacement, in epochs: a fresh order of each environment's examples, cut into batches
-    (the last ``N mod B`` of an order are skipped). Seeded by ``seed``, independent of the
-    global RNG."""
-    k, e, n = y.shape
-    if x.shape[:3] != y.shape:
-        raise ValueError(f"x must be (K, E, N, ...) like y {tuple(y.shape)}, got {tuple(x.shape)}")
-    batch = check_positive_int("batch_per_env", batch_per_env)
-    if batch > n:
-        raise ValueError(f"batch_per_env must be <= {n} (examples per environment), got {batch}")
-    generator = seeding.generator(seed)
-    flat_x, flat_y = x.reshape(k * e * n, *x.shape[3:]), y.reshape(-1)
-    start = (torch.arange(k * e, device=y.device) * n).view(k, e, 1)
-    while True:  # one pass over every environment's examples in a fresh order, then again
-        order = torch.rand(k, e, n, generator=generator).argsort(dim=2).to(y.device) + start
-        for i in range(0, n - batch + 1, batch):
-            idx = order[..., i : i + batch].reshape(-1)
-            yield (flat_x.index_select(0, idx).view(k, e, batch, *x.shape[3:]),
-                   flat_y.index_select(0, idx).view(k, e, batch))  # fmt: skip
+class SideBySide(nn.Module):
+    """One method training the ``K`` members of :class:`MLPs` side by side: the benchmark's
+    algorithm unit (DomainBed's ``update`` / ``predict``, batched over models), so that
+    :func:`fit` is ``train.run(algorithm.update, batches)``.
+
+    Args:
+        method: a key of :data:`UPDATES`.
+        model: the members to train (in place).
+        lr: Adam's learning rate (betas 0.9, 0.999), the same for every model.
+        weight_decay: a number or one per model ``(K,)``.
+        decay: ``"decoupled"`` (AdamW: every weight shrinks by ``lr * weight_decay`` per step
+            whatever its gradient) or ``"coupled"`` (Adam's L2: ``weight_decay * w`` is added to
+            the gradient, after any mask, and normalised by Adam with it).
+        hparams: the method's own (:data:`HPARAMS`), each a number or ``(K,)``; RRR also takes
+            ``annotations``. IRMv1 resets Adam at step ``irm_anneal``.
+    """
+
+    def __init__(
+        self,
+        method: str,
+        model: MLPs,
+        *,
+        lr: float,
+        weight_decay: float | Tensor = 0.0,
+        decay: str = "decoupled",
+        **hparams,
+    ) -> None:
+        super().__init__()
+        if method not in UPDATES:
+            raise ValueError(f"method must be one of {tuple(UPDATES)}, got {method!r}")
+        if decay not in ("decoupled", "coupled"):
+            raise ValueError(f"decay must be 'decoupled' or 'coupled', got {decay!r}")
+        if not isinstance(model, MLPs):
+            raise TypeError(f"model must be hvnotes.ensembles.MLPs, got {type(model).__name__}")
+        self.lr = validation.check_number("lr", lr, positive=True)
+        device = model.weights[0].device
+        self.method, self.model, self.decay = method, model, decay
+        self.hp = _hp_tensors(method, model.n_models, hparams, device)
+        wd = torch.as_tensor(weight_decay, dtype=torch.float32, device=device)
+        wd = wd.expand(model.n_models) if wd.ndim == 0 else wd
+        if wd.shape != (model.n_models,) or not torch.isfinite(wd).all() or (wd < 0).any():
+            raise ValueError(f"weight_decay must be >= 0, a number or ({model.n_models},)")
+        self.params = list(model.parameters())
+        self.decays = [wd.view(-1, *([1] * (p.ndim - 1))) for p in self.params]
+        self.reset_at = int(self.hp["irm_anneal"][0]) if method == "IRMv1" else None
+        self.optimizer = _adam(self.params, self.lr)
+        self.steps_done = 0
+
+    def update(self, xs: Tensor, ys: Tensor) -> dict[str, float]:
+        """One step on ``xs (K, E, B, ...)``, ``ys (K, E, B)``; the terms' means over models."""
+        if self.steps_done == self.reset_at:  # the penalty switches on: fresh moment estimates
+            self.optimizer = _adam(self.params, self.lr)
+        self.model.train()
+        terms = UPDATES[self.method](self.model, xs, ys, self.hp, self.steps_done)
+        with torch.no_grad():
+            for p, d in zip(self.params, self.decays, strict=True):
+                if self.decay == "decoupled":
+                    p.mul_(1 - self.lr * d)
+                else:
+                    p.grad.add_(d * p)
+        self.optimizer.step()
+        self.steps_done += 1
+        return terms
+
+    def predict(self, x: Tensor) -> Tensor:
+        """Logits ``(K, M, C)`` of every member on ``x`` ``(K, M, ...)``, in eval mode (the
+        members' mode restored after)."""
+        with validation.evaluating(self.model):
+            return self.model(x)
 
 
 def fit(
@@ -388,60 +371,27 @@ def fit(
 ) -> pd.DataFrame:
     """Train every model of ``model`` with ``method`` for ``steps`` steps; return the history.
 
+    ``run(SideBySide(method, model, ...).update, batches)``: see :class:`SideBySide` for
+    ``method``, ``lr``, ``weight_decay``, ``decay`` and ``hparams``.
+
     Args:
-        method: a key of :data:`UPDATES`.
         batches: yields ``(xs (K, E, B, ...), ys (K, E, B))`` (e.g. :func:`stacked_batches`).
-        lr: Adam's learning rate (betas 0.9, 0.999), the same for every model.
-        weight_decay: a number or one per model ``(K,)``.
-        decay: ``"decoupled"`` (AdamW: every weight shrinks by ``lr * weight_decay`` per step
-            whatever its gradient) or ``"coupled"`` (Adam's L2: ``weight_decay * w`` is added to
-            the gradient, after any mask, and normalised by Adam with it).
         log_every: one history row every ``log_every`` steps (None: one row, at the end).
         evaluate: ``evaluate() -> {column: float}``, added to every history row (in eval mode).
-        hparams: the method's own (:data:`HPARAMS`), each a number or ``(K,)``; RRR also takes
-            ``annotations``. IRMv1 resets Adam at step ``irm_anneal``.
 
     Returns:
-        :func:`hvnotes.train.run`'s history (mean over models of each logged term).
+        :func:`hvnotes.train.run`'s history (mean over models of each logged term); the models
+        are left in eval mode.
     """
-    if method not in UPDATES:
-        raise ValueError(f"method must be one of {tuple(UPDATES)}, got {method!r}")
-    if decay not in ("decoupled", "coupled"):
-        raise ValueError(f"decay must be 'decoupled' or 'coupled', got {decay!r}")
+    algorithm = SideBySide(method, model, lr=lr, weight_decay=weight_decay, decay=decay, **hparams)
     steps = check_positive_int("steps", steps)
-    device = model.weights[0].device
-    hp = _hp_tensors(method, model.n_models, hparams, device)
-    wd = torch.as_tensor(weight_decay, dtype=torch.float32, device=device)
-    wd = wd.expand(model.n_models) if wd.ndim == 0 else wd
-    if wd.shape != (model.n_models,) or not torch.isfinite(wd).all() or (wd < 0).any():
-        raise ValueError(f"weight_decay must be >= 0, a number or ({model.n_models},)")
-    params = list(model.parameters())
-    decays = [wd.view(-1, *([1] * (p.ndim - 1))) for p in params]
-    reset_at = int(hp["irm_anneal"][0]) if method == "IRMv1" else None
-    state = {"optimizer": _adam(params, lr), "step": 0}
-    update = UPDATES[method]
-
-    def step(xs: Tensor, ys: Tensor) -> dict[str, float]:
-        if state["step"] == reset_at:  # the penalty switches on: fresh moment estimates
-            state["optimizer"] = _adam(params, lr)
-        model.train()
-        terms = update(model, xs, ys, hp, state["step"])
-        with torch.no_grad():
-            for p, d in zip(params, decays, strict=True):
-                if decay == "decoupled":
-                    p.mul_(1 - lr * d)
-                else:
-                    p.grad.add_(d * p)
-        state["optimizer"].step()
-        state["step"] += 1
-        return terms
 
     def measure() -> dict[str, float]:
         model.eval()
         return dict(evaluate())
 
     history = run(
-        step, batches, steps=steps, log_every=log_every or steps, progress=False,
+        algorithm.update, batches, steps=steps, log_every=log_every or steps, progress=False,
         evaluate=None if evaluate is None else measure,
     )  # fmt: skip
     model.eval()
@@ -455,24 +405,3 @@ def _adam(params: list[Tensor], lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=lr, fused=True)
     except (RuntimeError, TypeError, ValueError):
         return torch.optim.Adam(params, lr=lr)
-
-
-@torch.no_grad()
-def predict(model: MLPs, x: Tensor, shared: bool = False, batch_size: int = 2048) -> Tensor:
-    """Predicted classes ``(K, M)`` of every model: ``x`` ``(K, M, ...)``, each model its own
-    inputs, or with ``shared`` ``(M, ...)``, the same inputs for all."""
-    if shared:
-        x = x.expand(model.n_models, *x.shape)
-    out = [model(x[:, i : i + batch_size]).argmax(dim=-1) for i in range(0, x.shape[1], batch_size)]
-    return torch.cat(out, dim=1)
-
-
-def accuracy(model: MLPs, x: Tensor, y: Tensor, shared: bool = False) -> Tensor:
-    """Accuracy of every model, ``(K,)``: ``x``, ``y`` ``(K, M, ...)``, ``(K, M)`` (or, with
-    ``shared``, ``(M, ...)``, ``(M,)``)."""
-    return (predict(model, x, shared) == y).float().mean(dim=-1)
-
-
-def n_parameters(model: MLPs) -> int:
-    """Parameters of one member."""
-    return sum(math.prod(p.shape[1:]) for p in model.parameters())

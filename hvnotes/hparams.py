@@ -89,6 +89,11 @@ REGISTRY: dict[str, dict[str, HParam]] = {
         "tau": HParam(1.0, _UNIT, (0.5, 0.75, 1.0)),
         "rescale": HParam(False, _flag),
     },
+    "random mask": _COMMON | {  # the AND-mask's null twin: its kept count, random positions
+        "tau": HParam(1.0, _UNIT),
+        "rescale": HParam(False, _flag),
+        "seed": HParam(None, _seed),
+    },
     "SAND-mask": _COMMON | {  # tau = 1 would mask everything (DomainBed's default): use < 1
         "tau": HParam(0.5, _UNIT, (0.25, 0.5, 0.75)),
         "k": HParam(10.0, _real(positive=True), (1.0, 10.0, 100.0)),
@@ -125,6 +130,7 @@ REGISTRY: dict[str, dict[str, HParam]] = {
         "bounds": HParam((0.0, 1.0), _bounds),
         "seed": HParam(None, _seed),
     },
+    "objective": dict(_COMMON),  # any loss of one's own (algorithms.Objective): no knob of its own
 }  # fmt: skip
 
 

@@ -16,9 +16,10 @@ explanation of the notebook reads one probe here:
   cross-entropy rounds to exactly 0 on the training pairs and their gradient vanishes.
   :func:`softmax_collapse_rate`, :func:`stablemax_cross_entropy`.
 
-:func:`run_grokking` trains ``K`` settings side by side (one :class:`hvnotes.models.GrokMLP`
-holding ``K`` independent copies) with full-batch AdamW and records every probe in one history
-DataFrame; :func:`summarize` reads the fit and grok times off it. The probes live in
+:func:`run_grokking` (in :mod:`hvnotes.grokking`, with the data of a run) trains ``K`` settings
+side by side (one :class:`hvnotes.models.GrokMLP` holding ``K`` independent copies) with
+full-batch AdamW and records every probe in one history DataFrame; :func:`summarize` reads the
+fit and grok times off it, :func:`fourier_ablation` is E3's intervention. The probes live in
 :mod:`hvnotes.probes` (and are importable from here too); the rules that turn probes into
 verdicts live in :mod:`hvnotes.explanations`.
 """
@@ -26,17 +27,24 @@ verdicts live in :mod:`hvnotes.explanations`.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor, nn
 
-from hvnotes import seeding
-from hvnotes.datasets import OPERATIONS, modular_arithmetic, pair_split
+from hvnotes.datasets import modular_arithmetic
+from hvnotes.grokking import (  # noqa: F401  (re-exported: their old home)
+    LOSSES,
+    GrokkingRuns,
+    _accuracies,
+    _pair_losses,
+    group_order,
+    modular_addition,
+    run_grokking,
+    train_split,
+)
 from hvnotes.models import GrokMLP
-from hvnotes.probes import (
+from hvnotes.probes import (  # noqa: F401  (re-exported)
     _prime_counts,
     exact_zero_rate,
     fourier_concentration,
@@ -74,238 +82,8 @@ __all__ = [
     "train_split",
 ]
 
-LOSSES = ("softmax", "stablemax")
 
-
-# ----------------------------------------------------------------------------- data
-
-
-def modular_addition(
-    p: int, device: torch.device | str | None = None
-) -> tuple[Tensor, Tensor, Tensor]:
-    """Every pair of ``(a + b) mod p``: ``a``, ``b``, ``y``, each long ``(p * p,)``
-    (:func:`hvnotes.datasets.modular_arithmetic` with ``operation="add"``)."""
-    return modular_arithmetic(p, "add", device)
-
-
-def _n_pairs(p: int, operation: str) -> int:
-    return p * p if operation == "add" else (p - 1) ** 2
-
-
-def train_split(
-    p: int, train_frac: float, seed: int | None = None, operation: str = "add"
-) -> Tensor:
-    """Bool mask over the pairs of :func:`~hvnotes.datasets.modular_arithmetic` (``(p * p,)`` for
-    addition, ``((p - 1)^2,)`` for multiplication): ``round(train_frac * n)`` random pairs train,
-    the rest test."""
-    if operation not in OPERATIONS:
-        raise ValueError(f"operation must be one of {OPERATIONS}, got {operation!r}")
-    return pair_split(_n_pairs(p, operation), train_frac, seed)
-
-
-def group_order(p: int, operation: str = "add") -> Tensor:
-    """The tokens in the order of the group's circle, long ``(n,)``.
-
-    Addition mod ``p`` is the cycle ``0, 1, …, p - 1``. The multiplicative group of a prime
-    ``p`` is a cycle too, but in the order of the powers of a primitive root ``g``:
-    ``g^0, g^1, …, g^(p-2)`` (the discrete logarithm). A Fourier probe of a multiplication network
-    must read its embedding in this order to see the group's waves.
-    """
-    if operation == "add":
-        return torch.arange(p)
-    if operation != "multiply":
-        raise ValueError(f"operation must be one of {OPERATIONS}, got {operation!r}")
-    for g in range(2, p):
-        powers = [pow(g, i, p) for i in range(p - 1)]
-        if len(set(powers)) == p - 1:
-            return torch.tensor(powers)
-    raise ValueError(f"p must be a prime > 2 for multiplication, got {p!r}")
-
-
-# ----------------------------------------------------------------------------- training
-
-
-def _per_run(value, k: int, name: str) -> list:
-    if isinstance(value, str) or not isinstance(value, Sequence):
-        return [value] * k
-    if len(value) != k:
-        raise ValueError(f"{name} must be one value or {k} values (one per run), got {len(value)}")
-    return list(value)
-
-
-def run_grokking(
-    p: int = 37,
-    *,
-    weight_decay: float | Sequence[float] = 1.0,
-    train_frac: float | Sequence[float] = 0.5,
-    seed: int | Sequence[int] | None = None,
-    init_scale: float | Sequence[float] = 1.0,
-    labels: Sequence[str] | None = None,
-    steps: int = 3000,
-    lr: float = 1e-2,
-    betas: tuple[float, float] = (0.9, 0.98),
-    embed_dim: int = 32,
-    hidden: int = 64,
-    eval_every: int = 50,
-    prime_scales: Sequence[float] = (1, 10, 100),
-    top_k: int = 6,
-    operation: str = "add",
-    loss: str = "softmax",
-    dtype: torch.dtype = torch.float32,
-    device: torch.device | str | None = None,
-    return_model: bool = False,
-) -> pd.DataFrame | tuple[pd.DataFrame, GrokMLP]:
-    """Train ``K`` grokking runs side by side with full-batch AdamW and record every probe.
-
-    ``weight_decay``, ``train_frac``, ``seed`` and ``init_scale`` each take one value (shared) or
-    a list (one per run); ``K`` is the length of the lists. Run ``r`` uses its own train split
-    (``train_split(p, train_frac[r], seed[r], operation)``) and its own initialisation (seed,
-    scale); the runs share nothing but the matrix products, so each behaves as if trained alone.
-    ``operation``, ``loss`` (``"softmax"`` or ``"stablemax"``, :func:`stablemax_cross_entropy`) and
-    ``dtype`` (float32 or float64, of the weights and every computation) are shared by the runs.
-
-    The optimizer is Adam with *decoupled* weight decay applied per run before each step,
-    ``w <- w (1 - lr * wd_r)``: what ``torch.optim.AdamW`` does, but with one ``wd`` per run.
-
-    Returns:
-        a long DataFrame, one row per (run, evaluated step), with columns ``label`` (``labels[r]``
-        or ``"run r"``), ``run``, the settings (``weight_decay``, ``train_frac``, ``seed``,
-        ``init_scale``, ``operation``, ``loss``, ``dtype``), ``step`` (0 is the initialisation),
-        ``train_loss``, ``train_acc``, ``test_loss``, ``test_acc`` (the run's own loss, softmax or
-        StableMax cross-entropy, in its dtype); E2's ``norm_<param>`` (``embed``, ``w1``, ``b1``,
-        ``w2``, ``b2``) and ``norm_total``; E1's ``primes_x<s>`` and ``primes_abs_x<s>`` (all
-        parameters, each ``s`` in ``prime_scales``); E3's ``fourier_top<k>`` (the embedding read
-        along :func:`group_order`), ``fourier_top<k>_tokens`` (in token order) and
-        ``fourier_top<k>_in`` (:func:`neuron_inputs`, along the group); E4's ``collapse``
-        (:func:`exact_zero_rate` of the run's own per-pair loss on its training pairs: a
-        StableMax run is judged on the loss it was trained with). Rows come every ``eval_every``
-        steps, every ``eval_every // 5`` before that (so that a log-step axis shows the early
-        fit; only when ``eval_every >= 5``) and at the last step. With ``return_model=True`` also
-        the trained :class:`~hvnotes.models.GrokMLP`.
-    """
-    lengths = {
-        len(v) for v in (weight_decay, train_frac, seed, init_scale) if isinstance(v, Sequence)
-    }
-    if len(lengths) > 1:
-        raise ValueError(
-            f"the per-run lists must have equal lengths, got lengths {sorted(lengths)}"
-        )
-    k = lengths.pop() if lengths else 1
-    wds = [float(w) for w in _per_run(weight_decay, k, "weight_decay")]
-    fracs = [float(f) for f in _per_run(train_frac, k, "train_frac")]
-    seeds = [seeding.resolve_seed(s) for s in _per_run(seed, k, "seed")]
-    scales = [float(s) for s in _per_run(init_scale, k, "init_scale")]
-    labels = [f"run {r}" for r in range(k)] if labels is None else [str(x) for x in labels]
-    if len(labels) != k or len(set(labels)) != k:
-        raise ValueError(f"labels must be {k} distinct strings (one per run), got {labels!r}")
-    if any(not w >= 0 or math.isinf(w) for w in wds):
-        raise ValueError(f"weight_decay must be finite and >= 0, got {wds}")
-    if not isinstance(steps, int) or steps < 1 or not isinstance(eval_every, int) or eval_every < 1:
-        raise ValueError(
-            f"steps and eval_every must be positive ints, got {steps!r}, {eval_every!r}"
-        )
-    if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
-    if dtype not in (torch.float32, torch.float64):
-        raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
-
-    a, b, y = modular_arithmetic(p, operation, device)
-    order = group_order(p, operation).to(device)
-    train = torch.stack(
-        [train_split(p, f, s, operation) for f, s in zip(fracs, seeds, strict=True)]
-    ).to(device)
-    # Each run's training rows, padded to the longest split; padding rows get zero weight.
-    idx = torch.zeros(k, int(train.sum(1).max()), dtype=torch.long, device=device)
-    weight = torch.zeros(idx.shape, dtype=dtype, device=device)
-    for r in range(k):
-        rows = train[r].nonzero().squeeze(1)
-        idx[r, : len(rows)], weight[r, : len(rows)] = rows, 1.0 / len(rows)
-
-    model = GrokMLP(p, embed_dim, hidden, seeds=seeds, init_scale=scales).to(device, dtype)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
-    shrink = (1 - lr * torch.tensor(wds, dtype=dtype, device=device)).clamp_min(0.0)
-    settings = pd.DataFrame(
-        {
-            "label": labels,
-            "run": range(k),
-            "weight_decay": wds,
-            "train_frac": fracs,
-            "seed": seeds,
-            "init_scale": scales,
-            "operation": operation,
-            "loss": loss,
-            "dtype": str(dtype).removeprefix("torch."),
-        }
-    )
-
-    def evaluate(step: int) -> pd.DataFrame:
-        per_pair, (train_acc, test_acc, train_loss, test_loss) = _accuracies(
-            model, a, b, y, train, loss
-        )
-        row = {
-            "step": step,
-            "train_loss": train_loss,
-            "train_acc": train_acc,
-            "test_loss": test_loss,
-            "test_acc": test_acc,
-        }
-        norms = layer_norms(model)
-        row.update({f"norm_{n}": v for n, v in norms.items()})
-        row["norm_total"] = torch.stack(list(norms.values())).norm(dim=0)
-        flat = torch.cat([w.detach().flatten(1) for w in model.parameters()], dim=1)  # (K, N)
-        for s in prime_scales:
-            for absolute in (False, True):
-                row[f"primes_{'abs_' if absolute else ''}x{s:g}"] = _prime_counts(flat, s, absolute)
-        row[f"fourier_top{top_k}"] = fourier_concentration(model.embed, top_k, order)
-        row[f"fourier_top{top_k}_tokens"] = fourier_concentration(model.embed, top_k)
-        row[f"fourier_top{top_k}_in"] = fourier_concentration(neuron_inputs(model), top_k, order)
-        row["collapse"] = exact_zero_rate(per_pair, train)  # its own loss, in its own dtype
-        frame = pd.DataFrame(
-            {c: v.cpu().numpy() if isinstance(v, Tensor) else v for c, v in row.items()}
-        )
-        return pd.concat([settings, frame], axis=1)
-
-    frames = [evaluate(0)]
-    for step in range(1, steps + 1):
-        per_pair = _pair_losses(model(a[idx], b[idx]), y[idx], loss)  # (K, n_max)
-        total = (per_pair * weight).sum()  # the sum of each run's mean loss: runs do not interact
-        opt.zero_grad(set_to_none=True)
-        total.backward()
-        with torch.no_grad():  # decoupled weight decay, one rate per run, before the Adam step
-            for w in model.parameters():
-                w.mul_(shrink.view(-1, *[1] * (w.dim() - 1)))
-        opt.step()
-        early = eval_every >= 5 and step < eval_every and step % (eval_every // 5) == 0
-        if step % eval_every == 0 or early or step == steps:
-            frames.append(evaluate(step))
-    history = pd.concat(frames, ignore_index=True)
-    return (history, model) if return_model else history
-
-
-def _pair_losses(logits: Tensor, y: Tensor, loss: str) -> Tensor:
-    """Per-pair training loss ``(K, N)`` of logits ``(K, N, p)`` and labels ``(K, N)`` or
-    ``(N,)``, in the logits' dtype: softmax or StableMax cross-entropy."""
-    y = y.expand(logits.shape[:-1])
-    if loss == "softmax":
-        return nn.functional.cross_entropy(logits.transpose(1, 2), y, reduction="none")
-    return stablemax_cross_entropy(logits, y)
-
-
-@torch.no_grad()
-def _accuracies(
-    model: GrokMLP, a: Tensor, b: Tensor, y: Tensor, train: Tensor, loss: str = "softmax"
-):
-    """Per-pair losses ``(K, n)`` (the run's ``loss``) and per-run train acc, test acc, train loss,
-    test loss, each ``(K,)``; ``train`` ``(K, n)``."""
-    logits = model(a, b)  # (K, n, p)
-    per_pair = _pair_losses(logits, y, loss)
-    correct = (logits.argmax(-1) == y).to(logits.dtype)
-    tr, te = train.to(logits.dtype), (~train).to(logits.dtype)
-
-    def mean(v, m):
-        return (v * m).sum(1) / m.sum(1)
-
-    return per_pair, (mean(correct, tr), mean(correct, te), mean(per_pair, tr), mean(per_pair, te))
+# ----------------------------------------------------------------------------- interventions
 
 
 def fourier_ablation(

@@ -26,7 +26,8 @@ RR/CE over a sweep of λ1 rather than trusting any one number (the per-step ``ce
 can shrink the penalised gradient by being under-confident (p_0 → ½) as well as by ignoring the
 annotated inputs; :func:`prediction_summary` reports the confidence that tells the two apart.
 
-This module holds the RRR loss, its training (:func:`fit_rrr`, :func:`train_mlp`, the λ1
+This module holds the RRR loss, its training (:func:`fit_rrr` trains
+:class:`hvnotes.algorithms.RRR`; :func:`train_mlp`, the λ1
 heuristic :func:`rr_ce_ratio`) and find-another-explanation. Input gradients, their largest
 entries and their mass in a region are in :mod:`hvnotes.input_gradients`; the diagnostics of
 which rule a model uses in :mod:`hvnotes.rule_use`; every name is re-exported here.
@@ -119,9 +120,13 @@ def fit_rrr(
     l2_grads: float,
     *,
     quantity: str = "sum_log_probs",
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    optimizer: torch.optim.Optimizer | None = None,
     **fit_kwargs,
 ) -> pd.DataFrame:
-    """Train ``model`` with :func:`rrr_loss` using :func:`hvnotes.train.fit`.
+    """Train ``model`` with :func:`rrr_loss`: :class:`hvnotes.algorithms.RRR` in minibatch
+    epochs (:func:`hvnotes.train.fit_algorithm`).
 
     Args:
         x, y: training set ``(N, ...)``, ``(N,)``.
@@ -129,22 +134,25 @@ def fit_rrr(
             broadcastable to ``x[0]`` (the same for every row).
         l2_grads: λ1.
         quantity: the penalised output, as in :func:`rrr_loss`.
-        fit_kwargs: passed to :func:`hvnotes.train.fit` (epochs, batch_size, lr, weight_decay,
+        lr, weight_decay: the default optimizer's, Adam (its weight decay is the paper's
+            parameter L2); ``optimizer``: one of your own instead.
+        fit_kwargs: passed to :func:`hvnotes.train.fit_algorithm` (epochs, batch_size,
             eval_sets, seed, progress, ...).
 
     Returns:
-        ``fit``'s history with the epoch means of the two terms, ``ce`` and ``rr``, beside the
+        the history with the epoch means of the two terms, ``ce`` and ``rr``, beside the
         total ``loss``; ``history.attrs["steps"]`` holds all three per optimizer step.
     """
+    from hvnotes.algorithms import RRR  # the algorithms call this module: import late
+
+    validation.check_model("model", model, module=True)
     l2_grads = train.check_number("l2_grads", l2_grads, low=0.0)
     mask = _check_annotations(annotations, x)
-
-    def terms(model, xb, yb, *ab):
-        total, ce, rr = rrr_loss(model, xb, yb, ab[0] if ab else mask, l2_grads, quantity=quantity)
-        return {"loss": total, "ce": ce, "rr": rr}
-
-    rows = (mask,) if _per_row_annotations(annotations, x) else ()
-    return train.fit(model, x, y, *rows, loss_fn=terms, log_steps=True, **fit_kwargs)
+    per_row = _per_row_annotations(annotations, x)
+    hparams = {"l2_grads": l2_grads, "quantity": quantity, "lr": lr, "weight_decay": weight_decay}
+    algorithm = RRR(model, hparams, annotations=None if per_row else mask, optimizer=optimizer)
+    rows = (mask,) if per_row else ()
+    return train.fit_algorithm(algorithm, x, y, *rows, log_steps=True, **fit_kwargs)
 
 
 def train_mlp(

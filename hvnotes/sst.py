@@ -202,7 +202,8 @@ def train_sst(
     progress: bool = False,
     **loss_kw,
 ) -> pd.DataFrame:
-    """Train ``model`` with ``sst_loss(**loss_kw)`` (Adam, :func:`hvnotes.train.fit`).
+    """Train ``model`` with ``sst_loss(**loss_kw)``: :class:`hvnotes.algorithms.SST` (Adam) in
+    minibatch epochs (:func:`hvnotes.train.fit_algorithm`).
 
     With ``x_eval``: before training (epoch 0) and after every ``eval_every``-th epoch (and the
     last), on ``(x_eval, y_eval)``, the accuracy (``acc``), explanation size (``size``, fraction
@@ -215,8 +216,9 @@ def train_sst(
     and the evaluation columns. ``seed`` (None: the run's ``hvnotes.derive_seed(0)``) seeds the
     training fills; ``seed + 1`` the batch order, ``seed + 2`` the random control masks.
     """
+    from hvnotes.algorithms import SST  # the algorithms call this module: import late
     from hvnotes.sufficiency import explanation_size, random_mask_like, sufficiency_rate
-    from hvnotes.train import accuracy, check_positive_int, fit
+    from hvnotes.train import accuracy, check_positive_int, fit_algorithm
 
     if (x_eval is None) != (y_eval is None):
         raise ValueError(
@@ -224,17 +226,17 @@ def train_sst(
             f"neither; got x_eval {'None' if x_eval is None else 'given'} and y_eval "
             f"{'None' if y_eval is None else 'given'}"
         )
+    validation.check_model("model", model, module=True)
     _check_tau(loss_kw.get("tau", 0.5))
     seed = seeding.resolve_seed(seed)
     eval_every = check_positive_int("eval_every", eval_every)
-    generator = seeding.generator(seed, device=x.device)
+    validation.check_number("lr", lr, positive=True)
     control_generator = seeding.generator(seed + 2)
     tau = loss_kw.get("tau", 0.5)
     calls = {"n": 0}
-
-    def loss_fn(model, xb, yb):
-        total, ce, faith, size = sst_loss(model, xb, yb, generator=generator, **loss_kw)
-        return {"loss": total, "ce": ce, "faith": faith, "size_batch": size}
+    # sst_loss names PGD's iterations `steps`; the registry `pgd_steps` (`steps` trains)
+    hparams = {"pgd_steps" if k == "steps" else k: v for k, v in loss_kw.items()}
+    algorithm = SST(model, hparams | {"lr": lr, "seed": seed}, optimizer=_adam(model, lr))
 
     def evaluate(model) -> dict[str, float]:
         epoch, calls["n"] = calls["n"], calls["n"] + 1
@@ -252,10 +254,10 @@ def train_sst(
             row["faith_random"] = sufficiency_rate(model, x_eval, shuffled, "baseline")
         return row
 
-    return fit(
-        model, x, y, epochs=epochs, lr=lr, batch_size=batch_size, loss_fn=loss_fn,
-        optimizer=_adam(model, lr), evaluate=evaluate if x_eval is not None else None,
-        seed=seed + 1, clock=clock, progress=progress,
+    return fit_algorithm(
+        algorithm, x, y, epochs=epochs, batch_size=batch_size,
+        evaluate=evaluate if x_eval is not None else None, seed=seed + 1, clock=clock,
+        progress=progress,
     )  # fmt: skip
 
 

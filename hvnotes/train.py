@@ -174,19 +174,6 @@ def run(
     return history
 
 
-def _as_terms(out) -> dict[str, Tensor]:
-    """A loss function's output as named terms with the backpropagated ``"loss"`` first."""
-    if isinstance(out, Mapping):
-        if "loss" not in out:
-            raise ValueError(
-                f"a loss_fn that returns a dict must name the loss 'loss', got {list(out)}"
-            )
-        return dict(out)
-    if isinstance(out, tuple):
-        return {"loss": out[0]}
-    return {"loss": out}
-
-
 def _check_eval_sets(eval_sets) -> dict[str, tuple[Tensor, Tensor]]:
     """``eval_sets`` as a dict name -> ``(x, y)`` of inputs and class labels of equal length."""
     if eval_sets is None:
@@ -233,6 +220,9 @@ def fit(
 ) -> pd.DataFrame:
     """Train ``model`` on tensors indexed together, ``(x, y, *extras)``, and return its history.
 
+    The default loss trains :class:`hvnotes.algorithms.ERM`; any other ``loss_fn`` an
+    :class:`hvnotes.algorithms.Objective`; both through :func:`fit_algorithm`.
+
     Args:
         model: any module; trained in place.
         data: ``x`` ``(N, ...)``, ``y`` ``(N,)`` and any extra tensors ``(N, ...)`` (per-row
@@ -241,40 +231,20 @@ def fit(
         weight_decay: L2 penalty of the default Adam (coupled, as in the papers' ``λ‖θ‖²``).
         loss_fn: ``loss_fn(model, *batch)`` returning the loss, or a dict of named terms with
             ``"loss"`` (every term gets a history column: its mean over the epoch).
-        eval_sets: name -> ``(x, y)``; each gets an ``acc_<name>`` column per epoch.
-        evaluate: ``evaluate(model) -> {column: value}`` after every epoch, and once before the
-            first (an epoch-0 row with NaN loss); never counted in ``seconds``.
-        patience: stop when ``monitor`` has not improved for this many epochs (None: never); the
-            best epoch's weights are restored.
-        monitor: the column early stopping watches (default: the first eval set's accuracy);
-            columns with "loss" in their name improve downwards, the others upwards.
-        seed: seeds the shuffling of minibatches (independent of the global RNG; None: the run's
-            ``hvnotes.derive_seed(0)``).
-        clock: times the training of each epoch (the ``seconds`` column).
-        log_steps: keep every optimizer step's terms in ``history.attrs["steps"]``.
+        eval_sets, evaluate, patience, monitor, seed, progress, clock, log_steps: as in
+            :func:`fit_algorithm`.
 
     Returns:
         DataFrame with one row per epoch: ``epoch``, one column per loss term (``loss``, ...),
         ``seconds``, ``acc_<name>`` for every eval set and the ``evaluate`` columns.
     """
+    from hvnotes import algorithms  # the algorithms train through this module: import late
+
     validation.check_model("model", model, module=True)
-    if not data:
-        raise ValueError("fit needs the data: fit(model, x, y, ...)")
-    for i, t in enumerate(data):
-        check_tensor("x" if i == 0 else "y" if i == 1 else f"data[{i}]", t)
-        if len(t) != len(data[0]):
-            raise ValueError(
-                f"x and y must have the same length, got {len(data[0])} and {len(t)} (data[{i}])"
-            )
-    epochs = check_positive_int("epochs", epochs)
-    batch_size = check_positive_int("batch_size", batch_size)
     check_number("lr", lr, positive=True)
     check_number("weight_decay", weight_decay, low=0.0)
-    check_input_dtype(model, data[0])
     validation.check_callable("loss_fn", loss_fn)
-    if evaluate is not None:
-        validation.check_callable("evaluate", evaluate)
-    eval_sets = _check_eval_sets(eval_sets)
+    _check_data(model, data)
     if loss_fn is cross_entropy:  # the default: class labels, checked against the model's outputs
         if len(data) != 2:
             raise ValueError(
@@ -283,6 +253,93 @@ def fit(
             )
         classes = _predicted_classes(model, data[0][:1], 1)[1]
         validation.check_labels("y", data[1], classes=classes, long=True)
+    hparams = None
+    if optimizer is None:
+        if not any(p.requires_grad for p in model.parameters()):
+            raise ValueError("model has no trainable parameters (requires_grad) to fit")
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        hparams = {"lr": lr, "weight_decay": weight_decay}
+    if loss_fn is cross_entropy:
+        algorithm = algorithms.ERM(model, hparams, optimizer=optimizer)
+    else:
+        algorithm = algorithms.Objective(model, loss_fn, hparams, optimizer=optimizer)
+    return fit_algorithm(
+        algorithm, *data, epochs=epochs, batch_size=batch_size, eval_sets=eval_sets,
+        evaluate=evaluate, patience=patience, monitor=monitor, seed=seed, progress=progress,
+        clock=clock, log_steps=log_steps,
+    )  # fmt: skip
+
+
+def _check_data(model: nn.Module, data: tuple) -> None:
+    """``data``: at least ``x``; every tensor checked and as long as ``x``, ``x``'s dtype the
+    model's."""
+    if not data:
+        raise ValueError("fit needs the data: fit(model, x, y, ...)")
+    for i, t in enumerate(data):
+        check_tensor("x" if i == 0 else "y" if i == 1 else f"data[{i}]", t)
+        if len(t) != len(data[0]):
+            raise ValueError(
+                f"x and y must have the same length, got {len(data[0])} and {len(t)} (data[{i}])"
+            )
+    check_input_dtype(model, data[0])
+
+
+def fit_algorithm(
+    algorithm,
+    *data: Tensor,
+    epochs: int = 10,
+    batch_size: int = 256,
+    eval_sets: Mapping[str, tuple[Tensor, Tensor]] | None = None,
+    evaluate: Callable[[nn.Module], Mapping[str, float]] | None = None,
+    patience: int | None = None,
+    monitor: str | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+    clock: Callable[[], float] = time.perf_counter,
+    log_steps: bool = False,
+) -> pd.DataFrame:
+    """Minibatch epochs of ``run(algorithm.update, batches)`` over tensors indexed together.
+
+    Args:
+        algorithm: an :class:`hvnotes.algorithms.Algorithm` on plain batches; its network is
+            trained in place (in train mode; the caller's mode is restored after).
+        data: ``x`` ``(N, ...)``, ``y`` ``(N,)`` and any extra tensors ``(N, ...)`` the update
+            takes (per-row annotations, say); each minibatch indexes all of them alike.
+        eval_sets: name -> ``(x, y)``; each gets an ``acc_<name>`` column per epoch.
+        evaluate: ``evaluate(network) -> {column: value}`` after every epoch, and once before
+            the first (an epoch-0 row with NaN loss); never counted in ``seconds``.
+        patience: stop when ``monitor`` has not improved for this many epochs (None: never); the
+            best epoch's weights are restored.
+        monitor: the column early stopping watches (default: the first eval set's accuracy);
+            columns with "loss" in their name improve downwards, the others upwards.
+        seed: seeds the shuffling of minibatches (independent of the global RNG; None: the run's
+            ``hvnotes.derive_seed(0)``).
+        clock: times the training of each epoch (the ``seconds`` column).
+        log_steps: keep every update's terms in ``history.attrs["steps"]``.
+
+    Returns:
+        DataFrame with one row per epoch: ``epoch``, the mean of every logged term (``loss``,
+        ...), ``seconds``, ``acc_<name>`` for every eval set and the ``evaluate`` columns.
+    """
+    from hvnotes.algorithms import ERM, Algorithm
+
+    if not isinstance(algorithm, Algorithm):
+        raise TypeError(
+            f"algorithm must be an hvnotes.algorithms.Algorithm, got {type(algorithm).__name__}"
+        )
+    if algorithm.stacked:
+        raise ValueError(
+            f"fit_algorithm draws plain minibatches (B, ...); {algorithm.name} takes "
+            "environment-stacked ones: train it with run(algorithm.update, env_batches(...))"
+        )
+    model = algorithm.network
+    _check_data(model, data)
+    epochs = check_positive_int("epochs", epochs)
+    batch_size = check_positive_int("batch_size", batch_size)
+    if evaluate is not None:
+        validation.check_callable("evaluate", evaluate)
+    eval_sets = _check_eval_sets(eval_sets)
+    only_loss = isinstance(algorithm, ERM)  # logs "loss" alone: other monitors are known now
     if patience is not None:
         patience = check_positive_int("patience", patience)
         monitor = monitor or (f"acc_{next(iter(eval_sets))}" if eval_sets else None)
@@ -290,35 +347,8 @@ def fit(
             raise ValueError("patience needs eval_sets (or a monitor column) to watch")
         if not isinstance(monitor, str):
             raise TypeError(f"monitor must be a column name (str), got {type(monitor).__name__}")
-    if optimizer is None:
-        if not any(p.requires_grad for p in model.parameters()):
-            raise ValueError("model has no trainable parameters (requires_grad) to fit")
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    check_optimizer(optimizer, model)
     generator = seeding.generator(seed)
     per_epoch = -(-len(data[0]) // batch_size)
-
-    def step(*batch) -> dict[str, float]:
-        model.train()
-        terms = _as_terms(loss_fn(model, *batch))
-        loss = terms["loss"]
-        if not isinstance(loss, Tensor) or loss.ndim != 0:
-            raise ValueError(
-                "loss_fn must return a scalar loss Tensor (a mean over the batch), got "
-                + (
-                    f"shape {tuple(loss.shape)}"
-                    if isinstance(loss, Tensor)
-                    else type(loss).__name__
-                )
-            )
-        if not torch.isfinite(loss):
-            raise ValueError(f"the loss became {loss.item()}: check the data and lr={lr}")
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return {
-            k: float(v.detach()) if isinstance(v, Tensor) else float(v) for k, v in terms.items()
-        }
 
     def measure() -> dict[str, float]:
         out = {f"acc_{name}": accuracy(model, *xy) for name, xy in eval_sets.items()}
@@ -346,11 +376,11 @@ def fit(
     with validation.preserved_mode(model):  # fit trains in train mode; the caller's mode is kept
         start = [{"step": 0, "loss": float("nan"), "seconds": 0.0} | measure()] if evaluate else []
         if patience is not None:
-            _check_monitor(monitor, start, eval_sets, loss_fn is cross_entropy)
+            _check_monitor(monitor, start, eval_sets, only_loss)
         history = run(
-            step, _minibatches(data, batch_size, generator), steps=epochs * per_epoch,
-            log_every=per_epoch, evaluate=measure, on_row=early_stop, progress=progress,
-            desc="epochs", clock=clock, log_steps=log_steps,
+            algorithm.update, _minibatches(data, batch_size, generator),
+            steps=epochs * per_epoch, log_every=per_epoch, evaluate=measure, on_row=early_stop,
+            progress=progress, desc="epochs", clock=clock, log_steps=log_steps,
         )  # fmt: skip
     if best["state"] is not None:
         model.load_state_dict(best["state"])

@@ -211,7 +211,10 @@ def test_every_algorithm_trains_through_the_one_loop(name):
 
 
 def test_the_registry_is_the_one_place_for_hyper_parameters():
-    assert set(hparams.REGISTRY) == set(algorithms.ALGORITHMS)
+    # every method, and the generic unit of a loss of one's own (common hyper-parameters only)
+    assert set(hparams.REGISTRY) == set(algorithms.ALGORITHMS) | {algorithms.Objective.name}
+    assert hparams.default_hparams("objective") == {"lr": 1e-3, "weight_decay": 0.0,
+                                                    "optimizer": "adam"}  # fmt: skip
     for name, cls in algorithms.ALGORITHMS.items():
         assert cls.name == name
         algo = make(name)

@@ -26,10 +26,10 @@ import hvnotes
 from hvnotes import (
     algorithms,
     andmask,
-    benchmark,
     checks,
     consistency,
     datasets,
+    ensembles,
     explanations,
     models,
     phenomena,
@@ -385,8 +385,7 @@ TABLE = [
          Raises(ValueError, r"init_scale must be a finite number > 0")),
     Case("phenomena.run_grokking(lr=inf)",
          lambda: phenomena.run_grokking(13, steps=1, lr=INF),
-         Raises(ValueError, r"lr"),
-         phase2("phenomena.run_grokking: lr a finite number > 0 (NaN weights today)")),
+         Raises(ValueError, r"lr must be a finite number > 0")),
     Case("consistency.gradient_descent(loss, theta0, steps, lr=inf)",
          lambda: consistency.gradient_descent(lambda t: consistency.quadratic_losses(t, H),
                                               torch.ones(3, 2), steps=2, lr=INF),
@@ -631,10 +630,11 @@ TABLE = [
          Raises(TypeError, r"pgd_steps must be an int")),
     Case("algorithms.ERM(model).update(x, y (N, 1))",
          lambda: algorithms.ERM(net()).update(X, Y[:, None]), Raises(ValueError, r"y must have")),
-    Case("benchmark.train('ERM', data, lr=inf)",
-         lambda: benchmark.train("ERM", datasets.shortcut_digits(2, seed=0), steps=1, lr=INF),
-         Raises(ValueError, r"lr"),
-         phase2("benchmark.train: build the method with algorithms (hparams checked)")),
+    Case("ensembles.fit('ERM', models, batches, steps=1, lr=inf)",
+         lambda: ensembles.fit("ERM", ensembles.MLPs(16, (4,), 3, [0, 1]),
+                               iter([(torch.rand(2, 2, 3, 4, 4), torch.randint(0, 3, (2, 2, 3)))]),
+                               steps=1, lr=INF),
+         Raises(ValueError, r"lr must be a finite number > 0")),
 ]  # fmt: skip
 
 
