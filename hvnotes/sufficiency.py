@@ -32,8 +32,9 @@ from hvnotes.complement_fills import (  # noqa: F401  (re-exported: their old ho
     pgd_complement,
     project,
 )
-from hvnotes.notions import (
+from hvnotes.notions import (  # noqa: F401  (check_bounds: importable from here before the split)
     check_baseline,
+    check_bounds,
     check_data_in_bounds,
     check_generator,
     check_keep,
