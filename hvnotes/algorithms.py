@@ -33,9 +33,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hvnotes import andmask, rrr, seeding, sst, validation
 from hvnotes import hparams as hparams_registry
+from hvnotes import masked_step, seeding, temporal, validation
 from hvnotes.hparams import REGISTRY, HParam, default_hparams, search_grid
+from hvnotes.rrr_objective import rrr_loss
+from hvnotes.sst_objective import sst_loss
 
 __all__ = [
     "ALGORITHMS", "ANDMask", "Algorithm", "ERM", "GeometricMean", "HParam", "IRMv1", "Objective",
@@ -156,7 +158,7 @@ class ERM(Algorithm):
 
 
 class ANDMask(Algorithm):
-    """The AND-mask (Parascandolo et al. 2021): :func:`hvnotes.andmask.and_mask_step`, which
+    """The AND-mask (Parascandolo et al. 2021): :func:`hvnotes.masked_step.and_mask_step`, which
     keeps the gradient components whose signs agree in at least a ``tau`` share of the batch's
     environments (weight decay, the optimizer's, acts after the mask)."""
 
@@ -168,7 +170,7 @@ class ANDMask(Algorithm):
         self.network.train()
         hp = self.hparams
         twin = {"generator": self.generator, "keep": self.keep} if self.method == "random" else {}
-        loss, kept = andmask.and_mask_step(
+        loss, kept = masked_step.and_mask_step(
             self.network, self.loss_fn, xs, ys, self.optimizer, hp["tau"], method=self.method,
             rescale=hp["rescale"], k=hp.get("k", 10.0), **twin,
         )  # fmt: skip
@@ -213,7 +215,7 @@ class RandomMask(ANDMask):
 class TemporalANDMask(Algorithm):
     """Temporal AND-mask (paper Algorithm 1): agreement measured over time, one batch at a time.
 
-    The gradient of the pooled batch goes to :class:`hvnotes.andmask.TemporalAndMaskAdam`, which
+    The gradient of the pooled batch goes to :class:`hvnotes.temporal.TemporalAndMaskAdam`, which
     masks Adam's first moment where the sign has not held for long enough (``tau``, ``beta3``);
     meant for batches from a single environment each (``envs_per_step=1``).
     """
@@ -223,7 +225,7 @@ class TemporalANDMask(Algorithm):
 
     def new_optimizer(self) -> torch.optim.Optimizer:
         hp = self.hparams
-        return andmask.TemporalAndMaskAdam(
+        return temporal.TemporalAndMaskAdam(
             self.network.parameters(), lr=hp["lr"], betas=hp["betas"], beta3=hp["beta3"],
             tau=hp["tau"], eps=hp["eps"], weight_decay=hp["weight_decay"],
         )  # fmt: skip
@@ -231,7 +233,7 @@ class TemporalANDMask(Algorithm):
     def update(self, xs: Tensor, ys: Tensor) -> dict[str, float]:
         self.network.train()
         # tau = 0: the pooled step, no mask across environments; the optimizer masks over time
-        loss, _ = andmask.and_mask_step(self.network, self.loss_fn, xs, ys, self.optimizer, 0.0)
+        loss, _ = masked_step.and_mask_step(self.network, self.loss_fn, xs, ys, self.optimizer, 0.0)
         self.steps_done += 1
         kept = [s["kept"] for s in self.optimizer.state.values() if "kept" in s]
         return {"loss": loss, "kept": sum(kept) / len(kept) if kept else 1.0}
@@ -278,7 +280,7 @@ class IRMv1(Algorithm):
 
 
 class RRR(Algorithm):
-    """Right for the Right Reasons (Ross et al. 2017): :func:`hvnotes.rrr.rrr_loss`.
+    """Right for the Right Reasons (Ross et al. 2017): :func:`hvnotes.rrr_objective.rrr_loss`.
 
     Annotations (True = must not matter) come with each batch, ``update(x, y, a)`` with ``a``
     ``(B, ...)``, or once for all, ``RRR(network, annotations=mask)`` with ``mask`` shaped like
@@ -302,15 +304,13 @@ class RRR(Algorithm):
         self._labels(y)
         self.network.train()
         hp = self.hparams
-        total, ce, rr = rrr.rrr_loss(
-            self.network, x, y, mask, hp["l2_grads"], quantity=hp["quantity"]
-        )
+        total, ce, rr = rrr_loss(self.network, x, y, mask, hp["l2_grads"], quantity=hp["quantity"])
         self._descend(total)
         return {"loss": total.item(), "ce": ce.item(), "rr": rr.item()}
 
 
 class SST(Algorithm):
-    """Sufficient Subset Training (Bassan et al. 2025): :func:`hvnotes.sst.sst_loss` on a
+    """Sufficient Subset Training (Bassan et al. 2025): :func:`hvnotes.sst_objective.sst_loss` on a
     network with an explanation head (:class:`hvnotes.models.DualHeadMLP`).
 
     The complement fills of training are drawn from a generator seeded with ``seed`` (None: the
@@ -334,7 +334,7 @@ class SST(Algorithm):
         self._labels(y)
         self.network.train()
         hp = self.hparams
-        total, ce, faith, size = sst.sst_loss(
+        total, ce, faith, size = sst_loss(
             self.network, x, y, notion=hp["notion"], xi=hp["xi"], lam=hp["lam"], tau=hp["tau"],
             threshold=hp["threshold"], baseline=hp["baseline"], eps=hp["eps"],
             alpha=hp["alpha"], steps=hp["pgd_steps"], bounds=hp["bounds"],
