@@ -6,10 +6,10 @@ hyper-parameters, with two methods:
 * ``update(*batch) -> {term: float}``: one training step on one batch; the terms are logged;
 * ``predict(x) -> logits (N, C)``: the network's output in eval mode (its mode restored after).
 
-So every trainer is the package's one loop, ``train.run(algorithm.update, batches)``, and every
-method is trained and read the same way. The tensor maths stays where the course teaches it
-(:mod:`hvnotes.andmask`, :mod:`hvnotes.rrr`, :mod:`hvnotes.sst`); here each method is a few lines
-that call it.
+So every trainer is ``train.run(algorithm.update, batches)``. The tensor maths stays in its own
+modules (:mod:`hvnotes.masked_step`, :mod:`hvnotes.rrr_objective`, :mod:`hvnotes.sst_objective`);
+here each method is a few lines that call it, and the trainers of :mod:`hvnotes.andmask`,
+:mod:`hvnotes.rrr`, :mod:`hvnotes.sst` and :mod:`hvnotes.train` build these units.
 
 Batches. Methods that need environments (AND-mask and its relatives, IRMv1) take
 environment-stacked batches ``xs (E, B, ...)``, ``ys (E, B, ...)``; the others take plain batches
@@ -17,11 +17,10 @@ environment-stacked batches ``xs (E, B, ...)``, ``ys (E, B, ...)``; the others t
 environment-stacked batches, which they pool into ``(E * B, ...)``: then one stream of batches
 (:func:`hvnotes.train.env_batches`) serves every method of a comparison.
 
-Hyper-parameters live in one registry, :data:`REGISTRY` (:mod:`hvnotes.hparams`): every name's
-default, the check of its value (run when the algorithm is built, before any training) and, where a
-notebook searches it, a small grid (:func:`search_grid`). Every algorithm has ``lr``, ``weight_decay`` and ``optimizer``
-(``"adam"``: weight decay coupled, added to the gradient; ``"adamw"``: decoupled; ``"sgd"``);
-an optimizer (or a factory ``params -> optimizer``) can be passed instead.
+Hyper-parameters live in one registry, :data:`REGISTRY` (:mod:`hvnotes.hparams`): defaults,
+checks (run when the algorithm is built, before any training) and search grids. Every algorithm
+has ``lr``, ``weight_decay`` and ``optimizer`` (``"adam"``: coupled decay; ``"adamw"``:
+decoupled; ``"sgd"``), or takes an optimizer (or a factory ``params -> optimizer``).
 """
 
 from __future__ import annotations
@@ -369,9 +368,7 @@ class Objective(Algorithm):
         loss = terms["loss"]
         if not isinstance(loss, Tensor) or loss.ndim != 0:
             got = f"shape {tuple(loss.shape)}" if isinstance(loss, Tensor) else type(loss).__name__
-            raise ValueError(
-                f"the objective must return a scalar loss Tensor (a mean over the batch), got {got}"
-            )
+            raise ValueError(f"the objective must return a scalar loss (a batch mean), got {got}")
         self._descend(loss)
         return {
             k: float(v.detach()) if isinstance(v, Tensor) else float(v) for k, v in terms.items()
