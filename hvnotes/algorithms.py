@@ -6,10 +6,10 @@ hyper-parameters, with two methods:
 * ``update(*batch) -> {term: float}``: one training step on one batch; the terms are logged;
 * ``predict(x) -> logits (N, C)``: the network's output in eval mode (its mode restored after).
 
-So every trainer is the package's one loop, ``train.run(algorithm.update, batches)``, and every
-method is trained and read the same way. The tensor maths stays where the course teaches it
-(:mod:`hvnotes.andmask`, :mod:`hvnotes.rrr`, :mod:`hvnotes.sst`); here each method is a few lines
-that call it.
+So every trainer is ``train.run(algorithm.update, batches)``. The tensor maths stays in its own
+modules (:mod:`hvnotes.masked_step`, :mod:`hvnotes.rrr_objective`, :mod:`hvnotes.sst_objective`);
+here each method is a few lines that call it, and the trainers of :mod:`hvnotes.andmask`,
+:mod:`hvnotes.rrr`, :mod:`hvnotes.sst` and :mod:`hvnotes.train` build these units.
 
 Batches. Methods that need environments (AND-mask and its relatives, IRMv1) take
 environment-stacked batches ``xs (E, B, ...)``, ``ys (E, B, ...)``; the others take plain batches
@@ -17,11 +17,10 @@ environment-stacked batches ``xs (E, B, ...)``, ``ys (E, B, ...)``; the others t
 environment-stacked batches, which they pool into ``(E * B, ...)``: then one stream of batches
 (:func:`hvnotes.train.env_batches`) serves every method of a comparison.
 
-Hyper-parameters live in one registry, :data:`REGISTRY` (:mod:`hvnotes.hparams`): every name's
-default, the check of its value (run when the algorithm is built, before any training) and, where a
-notebook searches it, a small grid (:func:`search_grid`). Every algorithm has ``lr``, ``weight_decay`` and ``optimizer``
-(``"adam"``: weight decay coupled, added to the gradient; ``"adamw"``: decoupled; ``"sgd"``);
-an optimizer (or a factory ``params -> optimizer``) can be passed instead.
+Hyper-parameters live in one registry, :data:`REGISTRY` (:mod:`hvnotes.hparams`): defaults,
+checks (run when the algorithm is built, before any training) and search grids. Every algorithm
+has ``lr``, ``weight_decay`` and ``optimizer`` (``"adam"``: coupled decay; ``"adamw"``:
+decoupled; ``"sgd"``), or takes an optimizer (or a factory ``params -> optimizer``).
 """
 
 from __future__ import annotations
@@ -33,9 +32,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hvnotes import andmask, rrr, seeding, sst, validation
 from hvnotes import hparams as hparams_registry
+from hvnotes import masked_step, seeding, temporal, validation
 from hvnotes.hparams import REGISTRY, HParam, default_hparams, search_grid
+from hvnotes.rrr_objective import rrr_loss
+from hvnotes.sst_objective import sst_loss
 
 __all__ = [
     "ALGORITHMS", "ANDMask", "Algorithm", "ERM", "GeometricMean", "HParam", "IRMv1", "Objective",
@@ -156,7 +157,7 @@ class ERM(Algorithm):
 
 
 class ANDMask(Algorithm):
-    """The AND-mask (Parascandolo et al. 2021): :func:`hvnotes.andmask.and_mask_step`, which
+    """The AND-mask (Parascandolo et al. 2021): :func:`hvnotes.masked_step.and_mask_step`, which
     keeps the gradient components whose signs agree in at least a ``tau`` share of the batch's
     environments (weight decay, the optimizer's, acts after the mask)."""
 
@@ -168,7 +169,7 @@ class ANDMask(Algorithm):
         self.network.train()
         hp = self.hparams
         twin = {"generator": self.generator, "keep": self.keep} if self.method == "random" else {}
-        loss, kept = andmask.and_mask_step(
+        loss, kept = masked_step.and_mask_step(
             self.network, self.loss_fn, xs, ys, self.optimizer, hp["tau"], method=self.method,
             rescale=hp["rescale"], k=hp.get("k", 10.0), **twin,
         )  # fmt: skip
@@ -213,7 +214,7 @@ class RandomMask(ANDMask):
 class TemporalANDMask(Algorithm):
     """Temporal AND-mask (paper Algorithm 1): agreement measured over time, one batch at a time.
 
-    The gradient of the pooled batch goes to :class:`hvnotes.andmask.TemporalAndMaskAdam`, which
+    The gradient of the pooled batch goes to :class:`hvnotes.temporal.TemporalAndMaskAdam`, which
     masks Adam's first moment where the sign has not held for long enough (``tau``, ``beta3``);
     meant for batches from a single environment each (``envs_per_step=1``).
     """
@@ -223,7 +224,7 @@ class TemporalANDMask(Algorithm):
 
     def new_optimizer(self) -> torch.optim.Optimizer:
         hp = self.hparams
-        return andmask.TemporalAndMaskAdam(
+        return temporal.TemporalAndMaskAdam(
             self.network.parameters(), lr=hp["lr"], betas=hp["betas"], beta3=hp["beta3"],
             tau=hp["tau"], eps=hp["eps"], weight_decay=hp["weight_decay"],
         )  # fmt: skip
@@ -231,7 +232,7 @@ class TemporalANDMask(Algorithm):
     def update(self, xs: Tensor, ys: Tensor) -> dict[str, float]:
         self.network.train()
         # tau = 0: the pooled step, no mask across environments; the optimizer masks over time
-        loss, _ = andmask.and_mask_step(self.network, self.loss_fn, xs, ys, self.optimizer, 0.0)
+        loss, _ = masked_step.and_mask_step(self.network, self.loss_fn, xs, ys, self.optimizer, 0.0)
         self.steps_done += 1
         kept = [s["kept"] for s in self.optimizer.state.values() if "kept" in s]
         return {"loss": loss, "kept": sum(kept) / len(kept) if kept else 1.0}
@@ -278,7 +279,7 @@ class IRMv1(Algorithm):
 
 
 class RRR(Algorithm):
-    """Right for the Right Reasons (Ross et al. 2017): :func:`hvnotes.rrr.rrr_loss`.
+    """Right for the Right Reasons (Ross et al. 2017): :func:`hvnotes.rrr_objective.rrr_loss`.
 
     Annotations (True = must not matter) come with each batch, ``update(x, y, a)`` with ``a``
     ``(B, ...)``, or once for all, ``RRR(network, annotations=mask)`` with ``mask`` shaped like
@@ -302,15 +303,13 @@ class RRR(Algorithm):
         self._labels(y)
         self.network.train()
         hp = self.hparams
-        total, ce, rr = rrr.rrr_loss(
-            self.network, x, y, mask, hp["l2_grads"], quantity=hp["quantity"]
-        )
+        total, ce, rr = rrr_loss(self.network, x, y, mask, hp["l2_grads"], quantity=hp["quantity"])
         self._descend(total)
         return {"loss": total.item(), "ce": ce.item(), "rr": rr.item()}
 
 
 class SST(Algorithm):
-    """Sufficient Subset Training (Bassan et al. 2025): :func:`hvnotes.sst.sst_loss` on a
+    """Sufficient Subset Training (Bassan et al. 2025): :func:`hvnotes.sst_objective.sst_loss` on a
     network with an explanation head (:class:`hvnotes.models.DualHeadMLP`).
 
     The complement fills of training are drawn from a generator seeded with ``seed`` (None: the
@@ -334,7 +333,7 @@ class SST(Algorithm):
         self._labels(y)
         self.network.train()
         hp = self.hparams
-        total, ce, faith, size = sst.sst_loss(
+        total, ce, faith, size = sst_loss(
             self.network, x, y, notion=hp["notion"], xi=hp["xi"], lam=hp["lam"], tau=hp["tau"],
             threshold=hp["threshold"], baseline=hp["baseline"], eps=hp["eps"],
             alpha=hp["alpha"], steps=hp["pgd_steps"], bounds=hp["bounds"],
@@ -369,9 +368,7 @@ class Objective(Algorithm):
         loss = terms["loss"]
         if not isinstance(loss, Tensor) or loss.ndim != 0:
             got = f"shape {tuple(loss.shape)}" if isinstance(loss, Tensor) else type(loss).__name__
-            raise ValueError(
-                f"the objective must return a scalar loss Tensor (a mean over the batch), got {got}"
-            )
+            raise ValueError(f"the objective must return a scalar loss (a batch mean), got {got}")
         self._descend(loss)
         return {
             k: float(v.detach()) if isinstance(v, Tensor) else float(v) for k, v in terms.items()

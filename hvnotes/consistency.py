@@ -17,7 +17,7 @@ targets keep working):
    as inconsistency.
 3. :mod:`hvnotes.descent`: gradient descent and AND-masked gradient descent from a cloud of
    starting points, trajectories returned, and where they land.
-4. :mod:`hvnotes.landscape_plots`: the figures.
+4. :mod:`hvnotes.plot.landscapes`: the figures.
 
 Grids use ``"ij"`` indexing: ``env_losses[e, i, j]`` is environment ``e``'s loss at
 ``theta = (axes[0][i], axes[1][j])``; transpose for ``plt.contourf(x, y, Z)``.
@@ -46,12 +46,6 @@ from hvnotes.hessian_means import (  # noqa: F401  (re-exported: their old home)
     geometric_mean,
     volume_ratio,
 )
-from hvnotes.landscape_plots import (  # noqa: F401  (re-exported: their old home)
-    FLOOR,
-    plot_components,
-    plot_landscapes,
-    plot_paths,
-)
 from hvnotes.landscapes import (  # noqa: F401  (re-exported: their old home)
     PATCHWORK_THETA,
     SPLITS,
@@ -72,6 +66,12 @@ from hvnotes.landscapes import (  # noqa: F401  (re-exported: their old home)
     patchwork_slice,
     patchwork_target,
     quadratic_losses,
+)
+from hvnotes.plot.landscapes import (  # noqa: F401  (re-exported: their old home)
+    FLOOR,
+    plot_components,
+    plot_landscapes,
+    plot_paths,
 )
 from hvnotes.validation import check_number  # noqa: F401
 

@@ -1,15 +1,12 @@
 """Many small MLPs trained at once: the benchmark's methods on a stack of ``K`` independent models.
 
 Notebook 05 trains every method on several data draws, folds, hyper-parameter values and
-initialisations. One tiny network at a time spends its time in Python, not in arithmetic, so
-:class:`MLPs` holds ``K`` independent ReLU MLPs as stacked weights ``(K, in, out)`` and evaluates
-them with one batched matmul per layer. Model ``k``'s loss depends only on its own weights, so the
-gradient of the *sum* of the ``K`` losses is every model's own gradient; Adam is element-wise, so
-one optimizer over the stacked weights is ``K`` independent optimizers. Member ``k`` is exactly
-``models.mlp(in, hidden, out)`` initialised under ``seeds[k]`` (:meth:`MLPs.member` returns it as
-that module), and the unit tests check each method's batched step against the package's own
-single-model functions (:func:`hvnotes.andmask.and_mask_step`, :func:`hvnotes.rrr.rrr_loss`,
-:func:`hvnotes.benchmark.irm_penalty`).
+initialisations; one tiny network at a time would spend its time in Python, so the ``K`` models
+are one :class:`MLPs` (stacked weights, one batched matmul per layer). Model ``k``'s loss depends
+only on its own weights, so the gradient of the *sum* of the losses is every model's own, and
+Adam, element-wise, over the stacked weights is ``K`` independent optimizers. The unit tests
+check each batched step against the single-model code (:func:`hvnotes.andmask.and_mask_step`,
+:func:`hvnotes.rrr.rrr_loss`, :func:`hvnotes.algorithms.irm_penalty`).
 
 Every batch is stacked ``(K, E, B, ...)``: ``B`` examples of each of ``E`` environments for each
 of ``K`` models (each model may see different data). The methods, DomainBed style, each one

@@ -26,7 +26,7 @@ RR/CE over a sweep of λ1 rather than trusting any one number (the per-step ``ce
 can shrink the penalised gradient by being under-confident (p_0 → ½) as well as by ignoring the
 annotated inputs; :func:`prediction_summary` reports the confidence that tells the two apart.
 
-This module holds the RRR loss, its training (:func:`fit_rrr` trains
+This module holds the RRR loss (:func:`rrr_loss`, from :mod:`hvnotes.rrr_objective`), its training (:func:`fit_rrr` trains
 :class:`hvnotes.algorithms.RRR`; :func:`train_mlp`, the λ1
 heuristic :func:`rr_ce_ratio`) and find-another-explanation. Input gradients, their largest
 entries and their mass in a region are in :mod:`hvnotes.input_gradients`; the diagnostics of
@@ -45,7 +45,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from hvnotes import seeding, train, validation
+from hvnotes import algorithms, seeding, train, validation
 from hvnotes.input_gradients import (  # noqa: F401  (re-exported: their old home)
     _QUANTITIES,
     _batched_input_gradients,
@@ -59,57 +59,12 @@ from hvnotes.input_gradients import (  # noqa: F401  (re-exported: their old hom
     input_gradients,
     largest_gradient_mask,
 )
+from hvnotes.rrr_objective import rrr_loss
 from hvnotes.rule_use import (  # noqa: F401  (re-exported: their old home)
     area_matched_control,
     prediction_summary,
     rule_use,
 )
-
-
-def rrr_loss(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    annotations: Tensor,
-    l2_grads: float,
-    *,
-    quantity: str = "sum_log_probs",
-) -> tuple[Tensor, Tensor, Tensor]:
-    """The RRR objective on one batch (without the parameter L2, which is weight decay).
-
-    Args:
-        model: maps ``x`` ``(B, ...)`` to logits ``(B, K)``.
-        x: inputs ``(B, ...)``; y: labels ``(B,)``.
-        annotations: bool mask broadcastable to ``x`` (``(B, ...)`` or ``x[0]``'s shape);
-            True marks an input that must not matter.
-        l2_grads: λ1 >= 0, the weight of the right-reasons term.
-        quantity: which output's input gradient is penalised (see :func:`input_gradients`);
-            RRR's ``"sum_log_probs"`` unless a loss variant is being compared.
-
-    Returns:
-        ``(total, ce, rr)``: ``ce`` the mean cross-entropy, ``rr = λ1 · mean_n Σ_d (A_nd g_nd)²``
-        with ``g = input_gradients(model, x, create_graph=True, quantity=quantity)``, and
-        ``total = ce + rr``.
-    """
-    l2_grads = train.check_number("l2_grads", l2_grads, low=0.0)
-    if not isinstance(x, Tensor) or x.ndim < 2:
-        raise ValueError("x must be a Tensor of shape (B, ...)")
-    _check_inputs(model, x)
-    if not isinstance(y, Tensor) or y.shape != x.shape[:1]:
-        raise ValueError(f"y must have shape ({len(x)},), got {getattr(y, 'shape', y)}")
-    validation.check_labels("y", y, n=len(x))
-    mask = _check_annotations(annotations, x)
-    _check_quantity(quantity)
-    # One forward pass serves both terms: CE from the logits, the penalty from their log-softmax.
-    x = x.detach().requires_grad_(True)
-    logits = validation.check_logits("model", model(x), n=len(x))
-    validation.check_labels("y", y, classes=logits.shape[1])
-    ce = nn.functional.cross_entropy(logits, y)
-    explained = _per_example(torch.log_softmax(logits, dim=1), quantity).sum()
-    (grads,) = torch.autograd.grad(explained, x, create_graph=True)
-    masked = torch.where(mask, grads, 0.0)
-    rr = l2_grads / len(x) * (masked * masked).sum()  # = λ1 · mean_n Σ_d (A_nd g_nd)²
-    return ce + rr, ce, rr
 
 
 def fit_rrr(
@@ -143,14 +98,14 @@ def fit_rrr(
         the history with the epoch means of the two terms, ``ce`` and ``rr``, beside the
         total ``loss``; ``history.attrs["steps"]`` holds all three per optimizer step.
     """
-    from hvnotes.algorithms import RRR  # the algorithms call this module: import late
-
     validation.check_model("model", model, module=True)
     l2_grads = train.check_number("l2_grads", l2_grads, low=0.0)
     mask = _check_annotations(annotations, x)
     per_row = _per_row_annotations(annotations, x)
     hparams = {"l2_grads": l2_grads, "quantity": quantity, "lr": lr, "weight_decay": weight_decay}
-    algorithm = RRR(model, hparams, annotations=None if per_row else mask, optimizer=optimizer)
+    algorithm = algorithms.RRR(
+        model, hparams, annotations=None if per_row else mask, optimizer=optimizer
+    )
     rows = (mask,) if per_row else ()
     return train.fit_algorithm(algorithm, x, y, *rows, log_steps=True, **fit_kwargs)
 

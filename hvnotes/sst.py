@@ -5,9 +5,11 @@ feature. The explanation is ``S = {i : s_i >= tau}``; training adds a *faithfuln
 prediction on ``(x_S; z_S̄)`` must equal the model's own prediction) and a *cardinality* term (mean
 score) to the cross-entropy, with ``z`` drawn by one of the notions of :mod:`hvnotes.notions`.
 
-This module is training only: ``hard_threshold`` (the released code: no gradient),
-``straight_through``, ``sst_loss``, ``sst_explain``, ``train_sst``, and ``train_sst_model`` /
-``train_standard`` (a seeded network built and trained in one call). It builds its masked inputs
+This module is training only: the objective (``hard_threshold``, the released code's mask with
+no gradient, ``straight_through``, ``sst_loss``, ``sst_explain``, from
+:mod:`hvnotes.sst_objective`), ``train_sst`` (:class:`hvnotes.algorithms.SST` in minibatch
+epochs), and ``train_sst_model`` / ``train_standard`` (a seeded network built and trained in one
+call). It builds its masked inputs
 with its own code and never calls the checker's fill code (a unit test makes sure), so a bug in
 one cannot make the other agree with it. For convenience it also exposes the checker
 (:mod:`hvnotes.sufficiency`) and the post-hoc baselines (:mod:`hvnotes.posthoc`) under their
@@ -24,12 +26,21 @@ from collections.abc import Callable
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from hvnotes import seeding, validation
-from hvnotes.notions import NOTIONS, check_notion, check_pgd
+from hvnotes import algorithms, seeding, validation
+from hvnotes.notions import NOTIONS
 from hvnotes.posthoc import attribution, greedy_sis, time_per_explanation, topk_search
+from hvnotes.sst_objective import (  # noqa: F401  (re-exported: their old home)
+    THRESHOLDS,
+    _check_tau,
+    _training_fill,
+    _training_uniform,
+    hard_threshold,
+    sst_explain,
+    sst_loss,
+    straight_through,
+)
 from hvnotes.sufficiency import (
     complement,
     evaluate_notions,
@@ -41,7 +52,6 @@ from hvnotes.sufficiency import (
     row_sufficiency,
     sufficiency_rate,
 )
-from hvnotes.train import evaluating
 
 __all__ = [
     "NOTIONS", "THRESHOLDS", "attribution", "complement", "evaluate_notions",
@@ -50,130 +60,6 @@ __all__ = [
     "straight_through", "sufficiency_rate", "time_per_explanation", "topk_search", "train_sst",
     "train_sst_model", "train_standard",
 ]  # fmt: skip
-
-THRESHOLDS = ("ste", "hard")
-
-
-def _training_uniform(shape, lo: float, hi: float, like: Tensor, generator) -> Tensor:
-    """Training's own U[lo, hi) of ``shape``, drawn on the generator's device, returned on ``like``'s."""
-    device = generator.device if generator is not None else like.device
-    u = torch.rand(shape, generator=generator, device=device, dtype=like.dtype)
-    return (lo + (hi - lo) * u).to(like.device)
-
-
-def hard_threshold(scores: Tensor, tau: float = 0.5) -> Tensor:
-    """``1[s >= tau]`` as floats, with **no gradient**: the mask of the released code.
-
-    Booleans carry no gradient, so the faithfulness loss cannot reach the explanation head; the
-    only signal it gets is the cardinality term pushing every score down. Notebook 04 shows the
-    consequence: the masks shrink to empty.
-    """
-    return (scores >= tau).to(scores.dtype).detach()
-
-
-def straight_through(scores: Tensor, tau: float = 0.5) -> Tensor:
-    """Hard mask forward, identity gradient backward (Bengio et al. 2013).
-
-    The value is exactly ``1[s >= tau]``; the gradient w.r.t. ``scores`` is 1, so w.r.t. the
-    head's pre-sigmoid output it is the sigmoid's derivative ``s (1 - s)``.
-    """
-    hard = (scores >= tau).to(scores.dtype)
-    return hard + (scores - scores.detach())  # (s - s) is exactly 0: the value stays 0/1
-
-
-def _training_fill(model, x, keep, target, notion, baseline, eps, alpha, steps, bounds, gen):
-    """The values training puts on the complement (detached): training's own code path."""
-    lo, hi = bounds
-    if notion == "baseline":
-        return (
-            torch.full_like(x, float(baseline))
-            if not isinstance(baseline, Tensor)
-            else (baseline.to(x).expand_as(x))
-        )
-    if notion == "probabilistic":
-        return _training_uniform(x.shape, lo, hi, x, gen)
-    # robust: PGD restricted to the complement, attacking the model's own prediction
-    free = keep < 0.5
-    z = (x + _training_uniform(x.shape, -eps, eps, x, gen)).clamp(lo, hi)
-    lower, upper = (x - eps).clamp(lo, hi), (x + eps).clamp(lo, hi)  # ball and range, once
-    for _ in range(steps):
-        z.requires_grad_(True)
-        loss = F.cross_entropy(model(torch.where(free, z, x)), target)
-        (g,) = torch.autograd.grad(loss, z)
-        z = torch.clamp(z.detach() + alpha * g.sign(), lower, upper)
-    return z.detach()
-
-
-def sst_loss(
-    model: nn.Module,
-    x: Tensor,
-    y: Tensor,
-    *,
-    notion: str = "baseline",
-    xi: float = 1.0,
-    lam: float = 1.0,
-    tau: float = 0.5,
-    threshold: str = "ste",
-    baseline: float | Tensor = 0.0,
-    eps: float = 0.12,
-    alpha: float = 0.01,
-    steps: int = 10,
-    bounds: tuple[float, float] = (0.0, 1.0),
-    generator: torch.Generator | None = None,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """SST objective ``CE(f(x), y) + lam * CE(f(x_S; z_S̄), argmax f(x)) + xi * mean(s)``.
-
-    Args:
-        model: has ``logits_and_scores(x) -> (logits (B, C), scores (B, *shape))``.
-        x, y: a batch ``(B, *shape)`` and labels ``(B,)``.
-        notion: how ``z`` fills the complement while training: baseline / probabilistic
-            (uniform on ``bounds``) / robust (PGD with ``eps``, ``alpha``, ``steps``).
-        threshold: ``"ste"`` (straight-through: trains the mask) or ``"hard"`` (the released
-            code's no-gradient threshold).
-
-    Returns:
-        ``(total, ce, faithfulness, size)``: the loss to minimise and three detached scalars
-        (``size`` = mean fraction of features kept in this batch). ``train.fit`` accepts it.
-    """
-    check_notion(notion)
-    if threshold not in THRESHOLDS:
-        raise ValueError(f"threshold must be one of {THRESHOLDS}, got {threshold!r}")
-    if not hasattr(model, "logits_and_scores"):
-        raise TypeError(
-            "model must have logits_and_scores(x) -> (logits, scores), e.g. DualHeadMLP"
-        )
-    if notion == "robust":
-        check_pgd(eps, alpha, steps)
-    validation.check_number("xi", xi, low=0.0)
-    validation.check_number("lam", lam, low=0.0)
-    _check_tau(tau)
-    logits, scores = model.logits_and_scores(x)
-    ce = F.cross_entropy(logits, y)
-    target = logits.argmax(dim=1).detach()  # faithful to the model's own prediction
-    keep = (straight_through if threshold == "ste" else hard_threshold)(scores, tau)
-    fill = _training_fill(
-        model, x, keep.detach(), target, notion, baseline, eps, alpha, steps, bounds, generator
-    )
-    # a product, not torch.where: the straight-through gradient reaches the mask through it
-    faith = F.cross_entropy(model(keep * x + (1 - keep) * fill), target)
-    cardinality = scores.mean()
-    total = ce + lam * faith + xi * cardinality
-    return total, ce.detach(), faith.detach(), keep.detach().mean()
-
-
-def _check_tau(tau) -> float:
-    """The mask threshold on sigmoid scores: a number in [0, 1] (above 1 nothing is ever kept)."""
-    try:
-        return validation.check_number("tau", tau, low=0.0, high=1.0)
-    except TypeError as err:
-        raise ValueError(f"{err} (a number in [0, 1])") from None
-
-
-def sst_explain(model: nn.Module, x: Tensor, tau: float = 0.5) -> Tensor:
-    """The SST explanation: one forward pass, ``scores >= tau``; bool ``(N, *shape)``."""
-    _check_tau(tau)
-    with evaluating(model), torch.no_grad():
-        return model.scores(x) >= tau
 
 
 def _adam(model: nn.Module, lr: float) -> torch.optim.Optimizer:
@@ -216,7 +102,6 @@ def train_sst(
     and the evaluation columns. ``seed`` (None: the run's ``hvnotes.derive_seed(0)``) seeds the
     training fills; ``seed + 1`` the batch order, ``seed + 2`` the random control masks.
     """
-    from hvnotes.algorithms import SST  # the algorithms call this module: import late
     from hvnotes.sufficiency import explanation_size, random_mask_like, sufficiency_rate
     from hvnotes.train import accuracy, check_positive_int, fit_algorithm
 
@@ -236,7 +121,9 @@ def train_sst(
     calls = {"n": 0}
     # sst_loss names PGD's iterations `steps`; the registry `pgd_steps` (`steps` trains)
     hparams = {"pgd_steps" if k == "steps" else k: v for k, v in loss_kw.items()}
-    algorithm = SST(model, hparams | {"lr": lr, "seed": seed}, optimizer=_adam(model, lr))
+    algorithm = algorithms.SST(
+        model, hparams | {"lr": lr, "seed": seed}, optimizer=_adam(model, lr)
+    )
 
     def evaluate(model) -> dict[str, float]:
         epoch, calls["n"] = calls["n"], calls["n"] + 1

@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from hvnotes import seeding, validation
+from hvnotes.algorithms import ERM, Algorithm, Objective
 from hvnotes.batches import _minibatches, env_batches, minibatches  # noqa: F401 (their old home)
 from hvnotes.evaluation import (  # noqa: F401  (re-exported: their old home)
     _predicted_classes,
@@ -238,8 +239,6 @@ def fit(
         DataFrame with one row per epoch: ``epoch``, one column per loss term (``loss``, ...),
         ``seconds``, ``acc_<name>`` for every eval set and the ``evaluate`` columns.
     """
-    from hvnotes import algorithms  # the algorithms train through this module: import late
-
     validation.check_model("model", model, module=True)
     check_number("lr", lr, positive=True)
     check_number("weight_decay", weight_decay, low=0.0)
@@ -260,9 +259,9 @@ def fit(
         optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
         hparams = {"lr": lr, "weight_decay": weight_decay}
     if loss_fn is cross_entropy:
-        algorithm = algorithms.ERM(model, hparams, optimizer=optimizer)
+        algorithm = ERM(model, hparams, optimizer=optimizer)
     else:
-        algorithm = algorithms.Objective(model, loss_fn, hparams, optimizer=optimizer)
+        algorithm = Objective(model, loss_fn, hparams, optimizer=optimizer)
     return fit_algorithm(
         algorithm, *data, epochs=epochs, batch_size=batch_size, eval_sets=eval_sets,
         evaluate=evaluate, patience=patience, monitor=monitor, seed=seed, progress=progress,
@@ -321,8 +320,6 @@ def fit_algorithm(
         DataFrame with one row per epoch: ``epoch``, the mean of every logged term (``loss``,
         ...), ``seconds``, ``acc_<name>`` for every eval set and the ``evaluate`` columns.
     """
-    from hvnotes.algorithms import ERM, Algorithm
-
     if not isinstance(algorithm, Algorithm):
         raise TypeError(
             f"algorithm must be an hvnotes.algorithms.Algorithm, got {type(algorithm).__name__}"

@@ -1,4 +1,6 @@
-"""The course's one plot theme, and the small figures several notebooks share."""
+"""The course's figures: its one plot theme and the small figures several notebooks share here,
+and each notebook's own figures in a module of this package (:mod:`hvnotes.plot.landscapes`,
+notebook 01's loss landscapes)."""
 
 from __future__ import annotations
 
