@@ -2,33 +2,50 @@
 
 One module per idea, each meant to be read beside its notebook:
 
-=================  ==============================================================
-``validation``     the one place that checks input: tensors, labels, masks, numbers,
-                   models (their contract and their train/eval mode)
-``seeding``        the run's base seed and the seeds every random draw derives from
-``datasets``       every data set, generated offline and seeded (one module per notebook)
-``models``         small MLPs, the two-headed SST network, the grokking network
-``batches``        the batches trainers draw: shuffled minibatches, environment-stacked ones
-``train``          the one training loop (``run``, ``fit``), ``predict``, ``accuracy``
-``algorithms``     every method as a DomainBed-style ``Algorithm``: ``update(batch)``,
-                   ``predict(x)``; trained by ``train.run(algorithm.update, batches)``
-``hparams``        the one registry of the algorithms' hyper-parameters (defaults, grids)
-``consistency``    loss landscapes and the epsilon-inconsistency score (notebook 01)
-``andmask``        the AND-mask family and its training step (notebook 02)
-``pooled``         per-environment gradients of an MLP from one pooled pass (faster path)
-``rrr``            input gradients and Right for the Right Reasons (notebook 03)
-``sst``            Sufficient Subset Training (notebook 04); exposes the two below too
-``notions``        the three notions of sufficiency and their argument checks
-``sufficiency``    the sufficiency checker (shares no code with SST training)
-``posthoc``        post-hoc baselines (greedy SIS, top-k saliency / IG) and timing
-``benchmark``      one shortcut benchmark, every method, DomainBed style (notebook 05)
-``phenomena``      grokking runs (notebook 06)
-``probes``         what the rival explanations of grokking measure
-``explanations``   registered predictions and the rules that score them
-``plot``           the course's plot theme and shared figures
-``checks``         exercise checkers that print one fixed line
-``times``          each notebook's measured run time and estimated study time (the map)
-=================  ==============================================================
+=========================  ======================================================
+``validation``             the one place that checks input: tensors, labels, masks
+                           (and its parts ``validation_numbers``, ``validation_models``:
+                           numbers; the model contract and its train/eval mode)
+``seeding``                the run's base seed and the seeds every draw derives from
+``datasets``               every data set, generated offline and seeded
+``models``                 small MLPs, the two-headed SST network, the grokking network
+``batches``                the batches trainers draw: minibatches, environment-stacked
+                           and model-stacked ones
+``evaluation``             ``predict``, ``accuracy``, ``cross_entropy``
+``masked_step``            one AND-masked training step (the tensor maths of 02)
+``rrr_objective``          the RRR loss on one batch (03)
+``sst_objective``          SST's mask, fills and dual loss (04)
+``algorithms``             every method as a DomainBed-style ``Algorithm``:
+                           ``update(batch)``, ``predict(x)``
+``hparams``                the one registry of the algorithms' hyper-parameters
+``train``                  the one training loop: ``run(algorithm.update, batches)``,
+                           ``fit`` / ``fit_algorithm`` (minibatch epochs)
+``consistency``            the epsilon-inconsistency score (01); ``landscapes``,
+                           ``hessian_means``, ``descent`` hold its parts
+``andmask``                the AND-mask family and its trainer (02); ``agreement``,
+                           ``env_gradients``, ``pooled``, ``temporal``,
+                           ``random_gradients`` hold its parts
+``rrr``                    input gradients, RRR's trainers, find-another-explanation (03)
+``sst``                    Sufficient Subset Training's trainers (04); exposes the checker
+``notions``                the three notions of sufficiency and their argument checks
+``sufficiency``            the sufficiency checker (shares no code with SST training);
+                           ``complement_fills`` fills the complement
+``released``               the released SST code's fills, rebuilt for an audit (04)
+``posthoc``                post-hoc baselines (greedy SIS, top-k saliency / IG), timing
+``stacked_mlps``           ``K`` MLPs held as stacked weights, evaluated together
+``ensembles``              the benchmark's methods training such a stack side by side
+``benchmark``              one shortcut benchmark, every method, its protocol (05);
+                           ``benchmark_annotation``, ``benchmark_behaviour``,
+                           ``benchmark_colored_digits`` hold its parts
+``grokking``               grokking runs trained side by side (06)
+``phenomena``              reading grokking runs: fit and grok times, E3's ablation
+``probes``                 what the rival explanations of grokking measure
+``explanations``           the rules that score registered predictions; ``registration``
+                           (the file, its digest) and ``registered_runs`` hold its parts
+``plot``                   the course's plot theme and figures
+``checks``                 exercise checkers that print one fixed line
+``times``                  each notebook's measured run time and study time (the map)
+=========================  ======================================================
 
 Start every notebook with ``device = hvnotes.setup(0)``, and take every seed from
 ``hvnotes.derive_seed(k)``: ``HVNOTES_SEED=<int>`` then replaces the base seed of the whole run.

@@ -2,8 +2,8 @@
 
 =================  ==============================================================
 ``images``         ``load_digits``, ``load_mnist_subset`` (shipped in wheels), ``Split``
-``shortcuts``      label tab (00); Toy Colors, Decoy MNIST, Iris-Cancer (03); shortcut digits and
-                   colored digits (05)
+``shortcuts``      label tab (00); Toy Colors, Decoy MNIST, Iris-Cancer (03)
+``environment_shortcuts``  shortcut digits and colored digits, a shortcut per environment (05)
 ``environments``   linear toy, spirals + shortcuts, random-label digits (02)
 ``arithmetic``     modular addition and multiplication, pair splits (06)
 =================  ==============================================================
