@@ -25,7 +25,8 @@ One module per idea, each meant to be read beside its notebook:
 ``andmask``                the AND-mask family and its trainer (02); ``agreement``,
                            ``env_gradients``, ``pooled``, ``temporal``,
                            ``random_gradients`` hold its parts
-``rrr``                    input gradients, RRR's trainers, find-another-explanation (03)
+``rrr``                    RRR's trainers and find-another-explanation (03);
+                           ``input_gradients`` and ``rule_use`` hold its parts
 ``sst``                    Sufficient Subset Training's trainers (04); exposes the checker
 ``notions``                the three notions of sufficiency and their argument checks
 ``sufficiency``            the sufficiency checker (shares no code with SST training);
@@ -34,9 +35,9 @@ One module per idea, each meant to be read beside its notebook:
 ``posthoc``                post-hoc baselines (greedy SIS, top-k saliency / IG), timing
 ``stacked_mlps``           ``K`` MLPs held as stacked weights, evaluated together
 ``ensembles``              the benchmark's methods training such a stack side by side
-``benchmark``              one shortcut benchmark, every method, its protocol (05);
-                           ``benchmark_annotation``, ``benchmark_behaviour``,
-                           ``benchmark_colored_digits`` hold its parts
+``benchmark``              one shortcut benchmark, every method (05); its protocol in
+                           ``benchmark_protocol``; ``benchmark_annotation``,
+                           ``benchmark_behaviour``, ``benchmark_colored_digits`` hold its parts
 ``grokking``               grokking runs trained side by side (06)
 ``phenomena``              reading grokking runs: fit and grok times, E3's ablation
 ``probes``                 what the rival explanations of grokking measure

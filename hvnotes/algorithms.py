@@ -77,6 +77,8 @@ class Algorithm(nn.Module):
     ) -> None:
         super().__init__()
         validation.check_model("network", network, module=True)
+        if not any(p.requires_grad for p in network.parameters()):
+            raise ValueError("network has no trainable parameters (requires_grad) to train")
         validation.check_callable("loss_fn", loss_fn)
         if self.fixed_loss and loss_fn is not F.cross_entropy:
             raise ValueError(f"{self.name} is defined with cross-entropy; it takes no loss_fn")
@@ -358,30 +360,29 @@ class Objective(Algorithm):
 
     name = "objective"
 
-    def __init__(self, network, objective: Callable, hparams=None, **kw) -> None:
+    def __init__(self, network, objective: Callable, hparams=None, *, argument="objective", **kw):
         super().__init__(network, hparams, **kw)
-        self.objective = validation.check_callable("objective", objective)
+        self.argument = argument  # what the caller called it, for the errors
+        self.objective = validation.check_callable(argument, objective)
 
     def update(self, *batch: Tensor) -> dict[str, float]:
         self.network.train()
-        terms = _as_terms(self.objective(self.network, *batch))
+        terms = _as_terms(self.objective(self.network, *batch), self.argument)
         loss = terms["loss"]
         if not isinstance(loss, Tensor) or loss.ndim != 0:
             got = f"shape {tuple(loss.shape)}" if isinstance(loss, Tensor) else type(loss).__name__
-            raise ValueError(f"the objective must return a scalar loss (a batch mean), got {got}")
+            raise ValueError(f"{self.argument} must return a scalar loss (a batch mean), got {got}")
         self._descend(loss)
         return {
             k: float(v.detach()) if isinstance(v, Tensor) else float(v) for k, v in terms.items()
         }
 
 
-def _as_terms(out) -> dict[str, Tensor]:
+def _as_terms(out, argument: str) -> dict[str, Tensor]:
     """An objective's output as named terms with the backpropagated ``"loss"`` first."""
     if isinstance(out, Mapping):
         if "loss" not in out:
-            raise ValueError(
-                f"an objective that returns a dict must name the loss 'loss', got {list(out)}"
-            )
+            raise ValueError(f"a {argument} that returns a dict must name 'loss', got {list(out)}")
         return dict(out)
     if isinstance(out, tuple):
         return {"loss": out[0]}

@@ -73,6 +73,11 @@ from hvnotes.masked_step import (  # noqa: F401  (re-exported: their old home)
     _pooled_step,
     and_mask_step,
 )
+from hvnotes.pooled import (  # noqa: F401  (re-exported: their old home)
+    pooled_env_gradients,
+    pooled_sign_counts,
+    supports_pooled,
+)
 from hvnotes.random_gradients import (  # noqa: F401  (re-exported: their old home)
     keep_probability,
     pass_probability,
@@ -158,7 +163,7 @@ def fit_and_mask(
 
     def step(xs: Tensor, ys: Tensor) -> dict[str, float]:
         terms = algorithm.update(xs, ys)
-        return {k: v for k, v in terms.items() if k != "kept"}  # kept: the mean over tensors
+        return {name: v for name, v in terms.items() if name != "kept"}  # kept: mean of tensors
 
     def evaluate() -> dict[str, float]:
         return {f"acc_{name}": accuracy(model, *xy) for name, xy in eval_sets.items()}

@@ -9,21 +9,11 @@ check each batched step against the single-model code (:func:`hvnotes.andmask.an
 :func:`hvnotes.rrr.rrr_loss`, :func:`hvnotes.algorithms.irm_penalty`).
 
 Every batch is stacked ``(K, E, B, ...)``: ``B`` examples of each of ``E`` environments for each
-of ``K`` models (each model may see different data). The methods, DomainBed style, each one
-small function :data:`UPDATES` ``[name](model, xs, ys, hp, step) -> {term: float}`` that leaves
-the gradient in ``.grad``; ``hp`` maps each hyper-parameter to a ``(K,)`` tensor, so models in
-one stack may differ in it:
-
-* ``"ERM"``: mean cross-entropy over the batch;
-* ``"AND-mask"`` / ``"SAND-mask"``: per-environment gradients, combined by
-  :func:`agreement_mask` / :func:`soft_agreement_mask` (:func:`hvnotes.andmask.and_mask` and
-  :func:`hvnotes.andmask.sand_mask` with one threshold per model; ``tau``, ``k``);
-  ``"AND-mask, random"``, its null twin, keeps as many components at random places;
-* ``"IRMv1"``: cross-entropy plus ``irm_weight`` times the mean over environments of
-  :func:`irm_penalties` (weight ``irm_start_weight`` before step ``irm_anneal``, where Adam is
-  reset, as DomainBed does);
-* ``"RRR"``: cross-entropy plus ``l2_grads`` times ``mean_n sum_d (A_d g_nd)^2`` with ``g`` the
-  input gradient of ``sum_c log p_c`` and ``A`` the annotation (``(K, H, W)``, one per model).
+of ``K`` models. The methods, DomainBed style, are each one small function :data:`UPDATES`
+``[name](model, xs, ys, hp, step) -> {term: float}`` that leaves the gradient in ``.grad``
+(ERM, the AND-mask and SAND-mask with :func:`agreement_mask` / :func:`soft_agreement_mask`,
+the AND-mask's random twin, IRMv1 with :func:`irm_penalties`, RRR with :func:`right_reasons`);
+``hp`` maps each hyper-parameter to a ``(K,)`` tensor, so models in one stack may differ in it.
 
 :class:`SideBySide` is one method training the stack (``update`` / ``predict``, with
 AdamW-style decoupled weight decay or Adam's coupled L2, one value per model), and :func:`fit`
@@ -34,6 +24,7 @@ and the batches (:func:`stacked_batches`) in :mod:`hvnotes.batches`; both are im
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 
 import pandas as pd
@@ -248,7 +239,7 @@ UPDATES = {
     "IRMv1": irm_update,
     "RRR": rrr_update,
 }
-#: each method's hyper-parameters and their defaults (one registry)
+#: each stacked method's hyper-parameters and their defaults (numbers, or one per model)
 HPARAMS: dict[str, dict[str, float]] = {
     "ERM": {},
     "AND-mask": {"tau": 1.0},
@@ -257,6 +248,13 @@ HPARAMS: dict[str, dict[str, float]] = {
     "IRMv1": {"irm_weight": 100.0, "irm_anneal": 100, "irm_start_weight": 1.0},
     "RRR": {"l2_grads": 10.0},
 }
+
+
+#: the range of each stacked hyper-parameter (the registry's, :mod:`hvnotes.hparams`, where the
+#: name is shared); one value per model, each checked
+_RANGES = {"tau": (0.0, 1.0), "k": (0.0, math.inf), "mask_seed": (0.0, math.inf),
+           "irm_weight": (0.0, math.inf), "irm_anneal": (0.0, math.inf),
+           "irm_start_weight": (0.0, math.inf), "l2_grads": (0.0, math.inf)}  # fmt: skip
 
 
 def _hp_tensors(method: str, n_models: int, hparams: Mapping, device) -> dict[str, Tensor]:
@@ -271,6 +269,11 @@ def _hp_tensors(method: str, n_models: int, hparams: Mapping, device) -> dict[st
         out[name] = value.expand(n_models).clone() if value.ndim == 0 else value
         if out[name].shape != (n_models,):
             raise ValueError(f"{name} must be a number or have shape ({n_models},)")
+        v, (low, high) = out[name], _RANGES[name]
+        inside = torch.isfinite(v).all() and (v >= low).all() and (v <= high).all()
+        if not inside or (name == "k" and not (v > low).all()):  # SAND's steepness: k > 0
+            interval = f"{'(' if name == 'k' else '['}{low}, {high}]"
+            raise ValueError(f"{name} must be finite and in {interval}, got {v.tolist()}")
     if method == "RRR":
         if "annotations" not in hparams:
             raise ValueError("RRR needs annotations: bool (K, H, W) or (H, W)")

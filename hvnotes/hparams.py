@@ -8,13 +8,17 @@ checked setting; :func:`default_hparams` and :func:`search_grid` read the regist
 Two names keep the meaning their papers give them, which differs between algorithms: ``tau`` is
 an agreement threshold in the AND-mask family and the score threshold of SST's mask (both in
 [0, 1]); ``eps`` is Adam's denominator guard in Temporal AND-mask and the robust radius in SST.
-PGD's iterations are ``pgd_steps``, never ``steps`` (the length of a training run).
+PGD's iterations are ``pgd_steps``, never ``steps`` (the length of a training run). Beside the
+algorithms, ``"objective"`` holds the common hyper-parameters of a loss of one's own
+(:class:`hvnotes.algorithms.Objective`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
+
+from torch import Tensor
 
 from hvnotes import seeding, validation
 from hvnotes.notions import NOTIONS
@@ -63,6 +67,13 @@ def _bounds(name: str, value) -> tuple[float, float]:
     if not low < high:
         raise ValueError(f"{name} must be (low, high) with low < high, got {value!r}")
     return low, high
+
+
+def _baseline(name: str, value):
+    """SST's fill: one number, or a finite tensor of fills (one per feature) as a Tensor."""
+    if isinstance(value, Tensor) and value.numel() > 1:
+        return validation.check_tensor(name, value)
+    return validation.check_number(name, value)
 
 
 def _seed(name: str, value) -> int | None:
@@ -123,7 +134,7 @@ REGISTRY: dict[str, dict[str, HParam]] = {
         "tau": HParam(0.5, _UNIT),
         "threshold": HParam("ste", _choice("ste", "hard")),
         "notion": HParam("baseline", _choice(*NOTIONS)),
-        "baseline": HParam(0.0, _real()),
+        "baseline": HParam(0.0, _baseline),
         "eps": HParam(0.12, _real(low=0.0)),
         "alpha": HParam(0.01, _real(positive=True)),
         "pgd_steps": HParam(10, _integer(0)),

@@ -26,8 +26,8 @@ RR/CE over a sweep of λ1 rather than trusting any one number (the per-step ``ce
 can shrink the penalised gradient by being under-confident (p_0 → ½) as well as by ignoring the
 annotated inputs; :func:`prediction_summary` reports the confidence that tells the two apart.
 
-This module holds the RRR loss (:func:`rrr_loss`, from :mod:`hvnotes.rrr_objective`), its training (:func:`fit_rrr` trains
-:class:`hvnotes.algorithms.RRR`; :func:`train_mlp`, the λ1
+This module holds RRR's training (:func:`fit_rrr` trains :class:`hvnotes.algorithms.RRR` on
+:func:`rrr_loss`, which lives in :mod:`hvnotes.rrr_objective`; :func:`train_mlp`; the λ1
 heuristic :func:`rr_ce_ratio`) and find-another-explanation. Input gradients, their largest
 entries and their mass in a region are in :mod:`hvnotes.input_gradients`; the diagnostics of
 which rule a model uses in :mod:`hvnotes.rule_use`; every name is re-exported here.

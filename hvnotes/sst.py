@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from hvnotes import algorithms, seeding, validation
+from hvnotes import hparams as hparams_registry
 from hvnotes.notions import NOTIONS
 from hvnotes.posthoc import attribution, greedy_sis, time_per_explanation, topk_search
 from hvnotes.sst_objective import (  # noqa: F401  (re-exported: their old home)
@@ -69,6 +70,12 @@ def _adam(model: nn.Module, lr: float) -> torch.optim.Optimizer:
         return torch.optim.Adam(model.parameters(), lr=lr, fused=True)
     except (RuntimeError, TypeError):
         return torch.optim.Adam(model.parameters(), lr=lr)
+
+
+#: the arguments of :func:`sst_loss` that :func:`train_sst` passes on (``loss_kw``)
+SST_LOSS_ARGUMENTS = (
+    "notion", "xi", "lam", "tau", "threshold", "baseline", "eps", "alpha", "steps", "bounds",
+)  # fmt: skip
 
 
 def train_sst(
@@ -119,8 +126,15 @@ def train_sst(
     control_generator = seeding.generator(seed + 2)
     tau = loss_kw.get("tau", 0.5)
     calls = {"n": 0}
-    # sst_loss names PGD's iterations `steps`; the registry `pgd_steps` (`steps` trains)
-    hparams = {"pgd_steps" if k == "steps" else k: v for k, v in loss_kw.items()}
+    unknown = sorted(set(loss_kw) - set(SST_LOSS_ARGUMENTS))
+    if unknown:
+        raise TypeError(f"train_sst passes {sorted(SST_LOSS_ARGUMENTS)} to sst_loss; got {unknown}")
+    # sst_loss names PGD's iterations `steps`, the registry `pgd_steps` (`steps` trains); each
+    # value is checked under the name the caller gave it
+    hparams = {}
+    for name, value in loss_kw.items():
+        key = "pgd_steps" if name == "steps" else name
+        hparams[key] = hparams_registry.REGISTRY["SST"][key].check(name, value)
     algorithm = algorithms.SST(
         model, hparams | {"lr": lr, "seed": seed}, optimizer=_adam(model, lr)
     )

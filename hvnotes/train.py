@@ -5,17 +5,20 @@ returns the terms it wants logged, and every ``log_every`` steps writes one hist
 terms' means, the training seconds, and an optional ``evaluate(model)``). Everything that trains
 in the package is a thin layer over it:
 
-* :func:`fit` — minibatch epochs over tensors indexed together, ``(x, y, *extras)``, with any
-  ``loss_fn(model, *batch)`` (plain cross-entropy by default, the RRR loss, the SST loss);
-  history per epoch, early stopping;
+* :func:`fit_algorithm` — minibatch epochs of any algorithm over tensors indexed together,
+  ``(x, y, *extras)``: history per epoch, early stopping (:func:`hvnotes.rrr.fit_rrr`,
+  :func:`hvnotes.sst.train_sst`);
+* :func:`fit` — the same for a plain model, with cross-entropy (ERM) or any
+  ``loss_fn(model, *batch)`` of one's own (:class:`hvnotes.algorithms.Objective`);
 * :func:`env_batches` — the environment-stacked batches ``(E, B, ...)`` that the AND-mask
-  (:func:`hvnotes.andmask.fit_and_mask`) and the benchmark (:func:`hvnotes.benchmark.train`) draw.
+  (:func:`hvnotes.andmask.fit_and_mask`) draws; the benchmark's model-stacked ones are
+  :func:`hvnotes.batches.stacked_batches`.
 
 Every method of :mod:`hvnotes.algorithms` trains through :func:`run` as
 ``run(algorithm.update, batches)``. Progress bars come from ``tqdm.auto`` and are off when
 ``TQDM_DISABLE`` is set (tests, scripted runs). :func:`predict` and :func:`accuracy` (in
-:mod:`hvnotes.evaluation`, re-exported here) switch a model to eval mode and always restore it (:func:`fit` restores the caller's mode too); a plain
-callable that maps inputs to logits works wherever only outputs are needed (Captum's
+:mod:`hvnotes.evaluation`, re-exported here) switch a model to eval mode and always restore it (:func:`fit` restores the caller's mode
+too); a plain callable that maps inputs to logits works wherever only outputs are needed (Captum's
 ``forward_func`` convention). Arguments are checked by :mod:`hvnotes.validation` before anything
 is trained; its checks are importable from here under their old names.
 """
@@ -261,7 +264,7 @@ def fit(
     if loss_fn is cross_entropy:
         algorithm = ERM(model, hparams, optimizer=optimizer)
     else:
-        algorithm = Objective(model, loss_fn, hparams, optimizer=optimizer)
+        algorithm = Objective(model, loss_fn, hparams, optimizer=optimizer, argument="loss_fn")
     return fit_algorithm(
         algorithm, *data, epochs=epochs, batch_size=batch_size, eval_sets=eval_sets,
         evaluate=evaluate, patience=patience, monitor=monitor, seed=seed, progress=progress,

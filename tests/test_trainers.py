@@ -67,8 +67,9 @@ def test_fit_rrr_is_the_old_loop_on_rrr_loss(per_row):
     rows = torch.rand(x.shape, generator=torch.Generator().manual_seed(2)) < 0.3
     mask = rows if per_row else rows[0]
     net, old = twins(lambda: models.mlp(D, (8,), C))
+    start = [p.clone() for p in net.parameters()]
     history = rrr.fit_rrr(net, x, y, mask, 3.0, epochs=2, batch_size=16, lr=1e-2, seed=1,
-                          progress=False)  # fmt: skip
+                          weight_decay=1e-3, progress=False)  # fmt: skip
 
     def terms(model, xb, yb, *ab):
         total, ce, rr = rrr.rrr_loss(model, xb, yb, ab[0] if ab else mask, 3.0)
@@ -76,9 +77,10 @@ def test_fit_rrr_is_the_old_loop_on_rrr_loss(per_row):
 
     extra = (mask,) if per_row else ()
     steps = ref.fit(old, x, y, *extra, epochs=2, batch_size=16, seed=1, loss_fn=terms,
-                    optimizer=torch.optim.Adam(old.parameters(), lr=1e-2))  # fmt: skip
+                    optimizer=torch.optim.Adam(old.parameters(), lr=1e-2, weight_decay=1e-3))  # fmt: skip
     assert history.attrs["steps"].to_dict("records") == steps
     assert_same_weights(net, old)
+    assert moved(net, start)
 
 
 @pytest.mark.parametrize("notion", ["baseline", "probabilistic", "robust"])
@@ -86,8 +88,10 @@ def test_train_sst_is_the_old_loop_on_sst_loss(notion):
     x, y = data()
     x = x.view(N, 3, 4)
     net, old = twins(lambda: models.DualHeadMLP((3, 4), (8,), C))
+    start = [p.clone() for p in net.parameters()]
     kw = {"notion": notion, "xi": 0.5, "steps": 2, "eps": 0.1}
-    history = sst.train_sst(net, x, y, epochs=2, lr=1e-2, batch_size=16, seed=3, **kw)
+    history = sst.train_sst(net, x, y, epochs=2, lr=1e-2, batch_size=16, seed=3, x_eval=x[:8],
+                            y_eval=y[:8], controls=True, **kw)  # evaluation draws apart  # fmt: skip
     generator = torch.Generator().manual_seed(3)
 
     def terms(model, xb, yb):
@@ -97,10 +101,13 @@ def test_train_sst_is_the_old_loop_on_sst_loss(notion):
     steps = ref.fit(old, x, y, epochs=2, batch_size=16, seed=4, loss_fn=terms,
                     optimizer=sst._adam(old, 1e-2))  # fmt: skip
     per_epoch = len(steps) // 2
-    for epoch, row in history.iterrows():
-        window = steps[epoch * per_epoch : (epoch + 1) * per_epoch]
-        assert row["loss"] == sum(t["loss"] for t in window) / len(window)
+    for _, row in history.iterrows():
+        epoch = int(row["epoch"])
+        window = steps[(epoch - 1) * per_epoch : epoch * per_epoch]
+        if epoch > 0:  # row 0: the evaluation before training
+            assert row["loss"] == sum(t["loss"] for t in window) / len(window)
     assert_same_weights(net, old)
+    assert moved(net, start)
 
 
 # ----------------------------------------------------------------------------- the AND-mask
@@ -116,6 +123,7 @@ def test_fit_and_mask_is_the_old_loop_for_every_method(method, extra):
     g = torch.Generator().manual_seed(0)
     x_envs, y_envs = torch.randn(3, 30, D, generator=g), torch.randint(0, C, (3, 30), generator=g)
     net, old = twins(lambda: models.mlp(D, (8,), C))
+    start = [p.clone() for p in net.parameters()]
     kw = {"tau": 0.5, "rescale": False, "k": 10.0, "keep": None} | extra
     history = andmask.fit_and_mask(
         net, F.cross_entropy, x_envs, y_envs, torch.optim.Adam(net.parameters(), lr=1e-2,
@@ -129,6 +137,7 @@ def test_fit_and_mask_is_the_old_loop_for_every_method(method, extra):
     assert history[columns].to_dict("records") == steps
     assert history["kept"].tolist() == history[columns[1:]].mean(axis=1).tolist()
     assert_same_weights(net, old)
+    assert moved(net, start)
 
 
 # ----------------------------------------------------------------------------- the benchmark
@@ -146,6 +155,7 @@ def test_the_benchmarks_trainer_is_the_old_loop_for_every_method(method, hp, dec
     g = torch.Generator().manual_seed(1)
     x, y = torch.rand(2, 3, 24, 4, 4, generator=g), torch.randint(0, 10, (2, 3, 24), generator=g)
     net, old = twins(lambda: ensembles.MLPs(16, (8,), 10, [0, 1]))
+    start = [p.clone() for p in net.parameters()]
     if method == "RRR":
         hp = hp | {"annotations": torch.rand(2, 4, 4, generator=g) < 0.5}
     history = ensembles.fit(method, net, ensembles.stacked_batches(x, y, 8, seed=0), steps=5,
@@ -157,6 +167,7 @@ def test_the_benchmarks_trainer_is_the_old_loop_for_every_method(method, hp, dec
     )  # fmt: skip
     assert history[list(terms[0])].to_dict("records") == terms
     assert_same_weights(net, old)
+    assert moved(net, start)
 
 
 # ----------------------------------------------------------------------------- grokking
@@ -177,7 +188,16 @@ def test_run_grokking_trains_as_the_registered_loop(loss):
         rows = split[r].nonzero().squeeze(1)
         idx[r, : len(rows)], weight[r, : len(rows)] = rows, 1.0 / len(rows)
     old = models.GrokMLP(p, 32, 64, seeds=seeds, init_scale=[1.0, 1.0])
+    start = [p.clone() for p in old.parameters()]
     losses = ref.grokking_steps(old, a[idx], b[idx], y[idx], weight, loss, steps=30, lr=1e-2,
                                 betas=(0.9, 0.98), weight_decay=wds)  # fmt: skip
     assert_same_weights(net, old)
-    assert history["step"].max() == 30 and len(losses) == 30
+    assert moved(old, start) and losses[-1] < losses[0]  # the registered loop trained
+    assert history["step"].max() == 30
+
+
+def test_train_sst_passes_on_exactly_the_arguments_of_sst_loss():
+    import inspect
+
+    own = {"model", "x", "y", "generator"}
+    assert set(inspect.signature(sst.sst_loss).parameters) - own == set(sst.SST_LOSS_ARGUMENTS)
