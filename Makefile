@@ -107,7 +107,7 @@ times: install
 	$(BIN)/python scripts/times.py --counts
 	$(BIN)/python scripts/times.py --write $(TIMES_DOCS)
 
-# Over an hour on 2 cores: every notebook x 5 seeds x 2 float paths, two kernels at a time.
+# 35 to 50 minutes on 2 cores: every notebook x 5 seeds x 2 float paths, two kernels at a time.
 # CI splits the same matrix over machines: scripts/robustness.py --shard k/n, then --merge.
 robustness: install
 	$(BIN)/python scripts/robustness.py --times $(TIMES) $(NB)
