@@ -96,6 +96,7 @@ def test_learner_copy_runs_up_to_its_first_exercise(path):
     client = NotebookClient(
         nb,
         timeout=600,
+        startup_timeout=180,  # a first kernel in a fresh environment, beside another test's
         kernel_name="python3",
         resources={"metadata": {"path": str(student.SOURCE_DIR)}},
     )
