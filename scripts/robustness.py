@@ -56,6 +56,7 @@ from nbclient import NotebookClient
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import times  # noqa: E402  (scripts/times.py: the measured times, shards)
+from kernel_start import start_with_retries  # noqa: E402
 from run_notebooks import KERNEL_ENV  # noqa: E402
 
 SANITIZER = ROOT / "tests" / "nbval_sanitize.cfg"
@@ -295,7 +296,7 @@ def run_one(
         record_timing=False,
     )
     start = time.perf_counter()
-    client.execute()
+    start_with_retries(client.execute)()  # a kernel that dies before it answers ran nothing
     seconds = time.perf_counter() - start
     for index in reversed(inserted):  # the recorder, and the cell run after setup
         cell = nb.cells.pop(index)

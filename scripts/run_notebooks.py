@@ -22,6 +22,9 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from kernel_start import start_with_retries  # noqa: E402  (scripts/kernel_start.py)
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 KERNEL_ENV = {
@@ -43,7 +46,7 @@ def run(path: Path, write: bool, timeout: int) -> float:
         record_timing=False,
     )
     start = time.perf_counter()
-    client.execute()
+    start_with_retries(client.execute)()  # a kernel that dies before it answers ran nothing
     seconds = time.perf_counter() - start
     if write:
         for cell in nb.cells:  # keep the committed files free of run-specific metadata

@@ -10,6 +10,7 @@ from nbclient.exceptions import CellExecutionError
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
 import student  # noqa: E402  (scripts/student.py: a repository tool, not part of the package)
+from kernel_start import start_with_retries  # noqa: E402  (scripts/kernel_start.py)
 
 EXERCISE = '''def double(x):
     """Return twice x."""
@@ -101,7 +102,7 @@ def test_learner_copy_runs_up_to_its_first_exercise(path):
         resources={"metadata": {"path": str(student.SOURCE_DIR)}},
     )
     try:
-        client.execute()
+        start_with_retries(client.execute)()  # a kernel that dies before it answers ran nothing
     except CellExecutionError as err:  # only the stub may raise, and only in an exercise cell
         assert "NotImplementedError" in str(err), err
         failing = [
